@@ -1,0 +1,1 @@
+"""savg.tokenizers"""
