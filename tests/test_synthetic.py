@@ -1,0 +1,118 @@
+"""The procedural spatial dataset: scene statistics, the written dataset, and stereo that matches the labels."""
+import json
+
+import av
+import numpy as np
+import pytest
+
+from savg.data.clip_format import (DURATION_S, FPS, FRAME_SIZE, LABEL_RATE, NUM_FRAMES, NUM_LABEL_FRAMES, PICTURE_BOTTOM,
+                                   PICTURE_HEIGHT, PICTURE_TOP, PICTURE_WIDTH)
+from savg.data.stereo import azimuth_to_x, estimate_azimuth
+from savg.data.svgsa24 import iter_labeled_clips, list_split, mirror_labels, read_labels
+from savg.data.synthetic.dataset import SynthConfig, boxes_path, clip_seed, make_clip
+from savg.data.synthetic.scene import FEMALE_SPEECH, MALE_SPEECH, sample_scene
+
+NUM_DEV, NUM_EVAL = 2, 16
+
+
+def test_scene_statistics():
+    scenes = [sample_scene(s) for s in range(300)]
+    classes = [src.class_id for sc in scenes for src in sc.sources]
+    speech = np.mean([c in (FEMALE_SPEECH, MALE_SPEECH) for c in classes])
+    assert 0.55 < speech < 0.78  # about 2 : 1 speech to instruments, as in SVGSA24
+    assert {len(sc.sources) for sc in scenes} == {1, 2, 3}
+    assert any(e.source is None and e.held_by is None and e.kind == "person" for sc in scenes for e in sc.entities)
+    assert len({sc.room.wall_style for sc in scenes}) >= 5 and len({sc.room.floor_style for sc in scenes}) >= 4
+    instruments = {e.instrument for sc in scenes for e in sc.entities if e.kind == "instrument"}
+    assert len(instruments) >= 5
+    crossing = 0
+    for sc in scenes:
+        for e in sc.entities:
+            x = PICTURE_WIDTH / 2 + e.x_m * sc.camera.focal_px / e.z_m
+            crossing += bool(((x < 0) | (x > PICTURE_WIDTH)).any() and ((x > 0) & (x < PICTURE_WIDTH)).any())
+        assert all(0 <= f < NUM_LABEL_FRAMES and 0 <= x <= PICTURE_WIDTH and 0 <= y <= PICTURE_HEIGHT for f, _, x, y in sc.label_rows())
+    assert crossing >= 20  # people walk into and out of the picture
+
+
+def test_make_clip_is_deterministic():
+    config = SynthConfig()
+    a, rows_a, side_a = make_clip(clip_seed(0, "dev", 3), config)
+    b, rows_b, side_b = make_clip(clip_seed(0, "dev", 3), config)
+    c, _, _ = make_clip(clip_seed(0, "dev", 4), config)
+    assert np.array_equal(a.video, b.video) and np.array_equal(a.audio, b.audio) and rows_a == rows_b
+    assert not np.array_equal(a.video, c.video)
+    assert np.abs(a.audio).max() <= 1.0 and np.isfinite(a.audio).all()
+    assert clip_seed(0, "dev", 3) != clip_seed(0, "eval", 3) != clip_seed(1, "dev", 3)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, script):
+    main = script("make_synthetic").main
+    out = tmp_path_factory.mktemp("synthetic")
+    main(["--out", str(out), "--num-dev", str(NUM_DEV), "--num-eval", str(NUM_EVAL), "--seed", "0"])
+    return out
+
+
+def test_written_dataset_is_in_the_benchmark_format(dataset):
+    record = json.loads((dataset / "synthetic.json").read_text())
+    assert record["seed"] == 0 and record["config"]["sample_rate"] == 16000
+    for split, count in (("dev", NUM_DEV), ("eval", NUM_EVAL)):
+        entries = list_split(dataset, split)
+        assert len(entries) == count
+        for e in entries:
+            read_labels(e.labels)
+            side = json.loads(boxes_path(dataset, e.video).read_text())
+            assert len(side["boxes"]) == NUM_FRAMES
+            with av.open(str(e.video)) as c:
+                v, a = c.streams.video[0], c.streams.audio[0]
+                assert (v.width, v.height) == (FRAME_SIZE, FRAME_SIZE) and v.average_rate == FPS
+                assert a.codec_context.channels == 2
+                assert abs(c.duration / 1e6 - DURATION_S) < 0.05
+                frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+            assert len(frames) == NUM_FRAMES
+            frames = np.stack(frames)
+            assert frames[:, : PICTURE_TOP - 2].max() < 10 and frames[:, PICTURE_BOTTOM + 2 :].max() < 10
+            assert frames[:, PICTURE_TOP:PICTURE_BOTTOM].mean() > 20
+
+
+def _direction_pairs(dataset, mirrored=False):
+    """(estimated x, labelled x) per 10 Hz frame where exactly one source sounds, over the eval split."""
+    est, truth = [], []
+    problems = []
+    for item in iter_labeled_clips(dataset, "eval", problems):
+        side = json.loads(boxes_path(dataset, dataset / "video_eval" / f"{item.id}.mp4").read_text())
+        active = np.array([s["active"] for s in side["sources"]])  # [sources, 50], on screen or not
+        clip, labels = (item.clip.mirrored(), mirror_labels(item.labels)) if mirrored else (item.clip, item.labels)
+        az, _ = estimate_azimuth(clip.audio, clip.sample_rate, LABEL_RATE)
+        for row in labels:
+            f = row["frame"]
+            if active[:, f].sum() == 1 and (labels["frame"] == f).sum() == 1 and np.isfinite(az[f]):
+                est.append(azimuth_to_x(az[f]))
+                truth.append(row["x"])
+    assert not problems
+    return np.array(est), np.array(truth)
+
+
+def test_stereo_matches_the_labels(dataset):
+    est, truth = _direction_pairs(dataset)
+    assert len(est) >= 150
+    r = np.corrcoef(est, truth)[0, 1]
+    print(f"level-difference direction vs labelled x: Pearson r = {r:.3f} over {len(est)} frames")
+    assert r >= 0.95
+    est_m, truth_m = _direction_pairs(dataset, mirrored=True)
+    assert np.allclose(truth_m, PICTURE_WIDTH - truth)
+    assert np.corrcoef(est_m, truth_m)[0, 1] >= 0.95
+    assert np.allclose(est_m, PICTURE_WIDTH - est, atol=1.0)  # swapping channels mirrors the estimate
+
+
+def test_rerun_resumes_and_refuses_other_settings(dataset, script):
+    main = script("make_synthetic").main
+
+    victim = dataset / "video_dev" / "synth_dev_00001.mp4"
+    keep = dataset / "video_dev" / "synth_dev_00000.mp4"
+    victim.unlink()
+    before = keep.stat().st_mtime_ns
+    main(["--out", str(dataset), "--num-dev", str(NUM_DEV), "--num-eval", str(NUM_EVAL), "--seed", "0"])
+    assert victim.is_file() and keep.stat().st_mtime_ns == before
+    with pytest.raises(SystemExit, match="other settings"):
+        main(["--out", str(dataset), "--num-dev", "1", "--num-eval", "0", "--seed", "1"])
