@@ -7,6 +7,7 @@ The stereo pair is a coincident mid/side pair: L = W + Y, R = W - Y, i.e. gains 
 (1 - sin a): level differences only, no time difference.
 """
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
 from .clip_format import LABEL_RATE, PICTURE_WIDTH
 
@@ -34,38 +35,41 @@ def mid_side_gains(azimuth) -> np.ndarray:
     return np.stack([(1 + s) / 2, (1 - s) / 2])
 
 
-def estimate_azimuth(audio: np.ndarray, sample_rate: int, frame_rate: float = LABEL_RATE,
-                     n_fft: int = 512, energy_floor_db: float = -40.0):
+def estimate_azimuth(audio: np.ndarray, sample_rate: int, frame_rate: float = LABEL_RATE, n_fft: int = 512,
+                     coherence_power: float = 4.0, smooth_bins: int = 3):
     """Weight-free direction estimate per frame from inter-channel level differences.
 
-    For each STFT bin with energy (within `energy_floor_db` of the frame's loudest bin), the mid/side model gives
-    sin a = (|L| - |R|) / (|L| + |R|); the frame's estimate is the energy-weighted mean of sin a over those bins.
+    In each frame and frequency bin the mid/side model gives sin a = (|L| - |R|) / (|L| + |R|) (magnitudes from
+    STFT power summed over the frame's columns, smoothed over `smooth_bins` bins). The frame's estimate is the
+    mean of sin a over bins weighted by energy times coherence ** `coherence_power`: the direct sound reaches both
+    channels as scaled copies of one signal (magnitude-squared coherence 1), while decorrelated reverberation and
+    noise lower it, so direct-dominated bins count most (a precedence-like, learning-free weighting).
 
-    audio: float [2, N] at `sample_rate` Hz. Returns (azimuth [F] radians, positive left; energy [F]) with
-    F = N * frame_rate / sample_rate frames; frames with no energy get NaN.
+    audio: float [2, N] at `sample_rate` Hz. Returns (azimuth [F] radians, positive left; energy [F], mean power
+    per bin) with F = N * frame_rate / sample_rate frames; frames with no energy get NaN.
     """
     hop = int(round(sample_rate / frame_rate))
     n_frames = audio.shape[1] // hop
+    sub = max(hop // 8, 1)  # 8 STFT columns per output frame
+    per_frame = hop // sub
     win = np.hanning(n_fft).astype(np.float32)
     pad = np.pad(audio.astype(np.float32), ((0, 0), (n_fft // 2, n_fft // 2)))
-    # several STFT columns per output frame (sub-hop of hop/4) for a steadier estimate
-    sub = max(hop // 4, 1)
-    starts = np.arange(0, n_frames * hop, sub)
-    idx = starts[:, None] + np.arange(n_fft)[None, :]
-    spec = np.abs(np.fft.rfft(pad[:, idx] * win, axis=-1))  # [2, S, n_fft//2+1]
+    idx = np.arange(0, n_frames * per_frame * sub, sub)[:, None] + np.arange(n_fft)[None, :]
+    spec = np.fft.rfft(pad[:, idx] * win, axis=-1)  # [2, columns, bins]
     left, right = spec[0], spec[1]
-    energy = left ** 2 + right ** 2  # [S, B]
-    owner = starts // hop  # output frame of each column
-    az = np.full(n_frames, np.nan)
-    frame_energy = np.zeros(n_frames)
-    for f in range(n_frames):
-        e = energy[owner == f]
-        if e.size == 0 or e.max() <= 1e-12:
-            continue
-        keep = e >= e.max() * 10 ** (energy_floor_db / 10)
-        l, r = left[owner == f][keep], right[owner == f][keep]
-        w = e[keep]
-        sin_a = (l - r) / np.maximum(l + r, 1e-12)
-        az[f] = np.arcsin(np.clip(np.sum(w * sin_a) / np.sum(w), -1, 1))
-        frame_energy[f] = e.mean()
-    return az, frame_energy
+
+    def per_frame_sum(x):  # [columns, bins] -> [frames, bins], summed over each frame's columns, smoothed over bins
+        return uniform_filter1d(x.reshape(n_frames, per_frame, -1).sum(axis=1), smooth_bins, axis=-1)
+
+    p_left, p_right = per_frame_sum(np.abs(left) ** 2), per_frame_sum(np.abs(right) ** 2)
+    cross = per_frame_sum(left * np.conj(right))
+    coherence = np.abs(cross) ** 2 / np.maximum(p_left * p_right, 1e-30)
+    a_left, a_right = np.sqrt(p_left), np.sqrt(p_right)
+    sin_a = (a_left - a_right) / np.maximum(a_left + a_right, 1e-15)
+    energy = p_left + p_right
+    weight = energy * coherence ** coherence_power
+    total = weight.sum(axis=-1)
+    az = np.arcsin(np.clip((weight * sin_a).sum(axis=-1) / np.maximum(total, 1e-30), -1, 1))
+    silent = energy.max(axis=-1) <= 1e-12 * per_frame
+    az[silent] = np.nan
+    return az, energy.mean(axis=-1) / per_frame

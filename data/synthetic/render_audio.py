@@ -164,7 +164,8 @@ def fractional_delay(x: np.ndarray, delay: np.ndarray, half_taps: int = 8) -> np
 
 
 def room_impulse_responses(room, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit-energy reverberant tails [2, L], independent noise per channel, decaying 60 dB in room.rt60_s.
+    """Reverberant tails [2, L], independent noise per channel, decaying 60 dB in room.rt60_s, of unit energy
+    as seen by a source with its energy in 200-4000 Hz (mean |H(f)|^2 there is 1).
 
     Four bands (split at 250, 1000, 4000 Hz) decay in 1.25, 1.1, 0.9, 0.6 times rt60; a 3-8 ms pre-delay,
     a 15 ms build-up and six early reflections per channel within the first 40 ms.
@@ -188,7 +189,10 @@ def room_impulse_responses(room, sample_rate: int, rng: np.random.Generator) -> 
         taps = rng.uniform(0.004, 0.04, 6)
         gains = rng.uniform(0.4, 1.0, 6) * rng.choice((-1.0, 1.0), 6) * np.exp(-6.91 * taps / rt60)
         np.add.at(ir[c], np.round(taps * sample_rate).astype(int), gains * np.sqrt(0.04 * energy))
-    return ir / np.sqrt(np.sum(ir ** 2) / 2)
+    # unit energy per channel over 200-4000 Hz, where the sources' energy is, so D/R holds for them
+    power = np.abs(np.fft.rfft(ir, axis=-1)) ** 2
+    band = (f >= 200) & (f <= 4000)
+    return ir / np.sqrt(np.mean(power[:, band]))  # Parseval: flat |H|^2 = 1 is unit energy
 
 
 def reverb_tail(dry: np.ndarray, room, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -440,7 +444,7 @@ def recording_excerpts(recordings: list, segments, sample_rate: int, rng: np.ran
 # ---- instruments ------------------------------------------------------------------------------------
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10), "pentatonic": (0, 2, 4, 7, 9)}
 # note lengths in beats and their probabilities, and the lowest fundamental, per instrument
-NOTE_BEATS = {"guitar": ((0.5, 1, 2), (0.45, 0.4, 0.15)), "violin": ((1, 2, 3, 4), (0.35, 0.35, 0.15, 0.15)),
+NOTE_BEATS = {"guitar": ((0.5, 1, 2), (0.55, 0.38, 0.07)), "violin": ((1, 2, 3, 4), (0.35, 0.35, 0.15, 0.15)),
               "piano": ((0.5, 1, 2), (0.4, 0.4, 0.2)), "trumpet": ((0.5, 1, 2), (0.3, 0.45, 0.25))}
 LOWEST_HZ = {"guitar": 82.0, "violin": 196.0, "piano": 55.0, "trumpet": 165.0}
 # body resonances (Hz, Q, gain dB) of the whole instrument track
@@ -468,7 +472,8 @@ def synth_instrument(name: str, notes: dict, segments, sample_rate: int, rng: np
 
 def note_sequence(name: str, notes: dict, start_s: float, end_s: float, rng: np.random.Generator) -> list:
     """Notes [(onset_s, duration_s, freq_hz, velocity 0..1)] of a melodic phrase over [start_s, end_s):
-    a random walk over notes["scale"] degrees from notes["root_hz"], lengths in beats at notes["tempo_bpm"]."""
+    a random walk over notes["scale"] degrees from notes["root_hz"], lengths in beats at notes["tempo_bpm"];
+    no rests inside a phrase (the segments are the phrases, the gaps between them the rests)."""
     beat = 60.0 / notes["tempo_bpm"]
     scale = SCALES.get(notes["scale"], SCALES["major"])
     root = notes["root_hz"]
@@ -478,9 +483,6 @@ def note_sequence(name: str, notes: dict, start_s: float, end_s: float, rng: np.
     out, t, deg = [], start_s, int(rng.integers(len(scale)))
     while t < end_s - 0.05:
         d = beat * float(rng.choice(lengths, p=probs))
-        if out and rng.random() < 0.08:  # a rest
-            t += d
-            continue
         deg = int(np.clip(deg + rng.choice((-3, -2, -1, -1, 0, 1, 1, 2, 3)), 0, 2 * len(scale) - 1))
         semis = 12 * (deg // len(scale)) + scale[deg % len(scale)]
         out.append((t, min(d, end_s - t), root * 2 ** (semis / 12), float(rng.uniform(0.6, 1.0))))
@@ -533,24 +535,31 @@ def _harmonic_phase(freq_t: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def _pluck(freq: float, dur: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Karplus-Strong plucked string [M]: a noise burst circulating in a delay loop of sr / freq samples with an
-    averaging, linearly interpolated (fractional-length) loop filter; rings up to dur + 0.3 s."""
+    """Karplus-Strong plucked string [M], rings up to dur + 0.3 s.
+
+    A lowpassed noise burst circulates in a loop of sr / freq samples: integer delay P, a two-tap loss filter
+    (1 - S) + S z^-1 (decay stretch S smaller for high notes) and a first-order allpass for the fractional rest;
+    the loop gain rho makes the fundamental decay 60 dB in t60 seconds. One lfilter call.
+    """
     loop = sample_rate / freq
-    p = int(np.floor(loop - 0.5))
-    d = loop - 0.5 - p
-    t60 = np.clip(2.5 * (220.0 / freq) ** 0.5, 0.8, 4.0)
-    rho = 0.001 ** (1.0 / (freq * t60))
+    stretch = float(np.clip(0.5 * (150.0 / freq) ** 2, 0.05, 0.5))
+    p = int(np.floor(loop - stretch - 0.1))
+    frac = loop - stretch - p  # allpass delay in [0.1, 1.1)
+    c = (1 - frac) / (1 + frac)
+    w = 2 * np.pi * freq / sample_rate
+    t60 = np.clip(3.5 * (220.0 / freq) ** 0.3, 1.5, 5.0)
+    loss = abs((1 - stretch) + stretch * np.exp(-1j * w))
+    rho = min(0.001 ** (1.0 / (freq * t60)) / loss, 0.9995)
+    # string = 1 / (1 - rho L(z) A(z) z^-P), A(z) = (c + z^-1) / (1 + c z^-1), L(z) = (1 - S) + S z^-1
     a = np.zeros(p + 3)
-    a[0] = 1.0
-    a[p:p + 3] -= rho * np.array([0.5 * (1 - d), 0.5, 0.5 * d])
+    a[0], a[1] = 1.0, c
+    a[p:p + 3] -= rho * np.array([(1 - stretch) * c, (1 - stretch) + stretch * c, stretch])
     m = int(min(dur + 0.3, 2.5) * sample_rate)
-    burst = rng.uniform(-1, 1, p)
     bright = rng.uniform(0.2, 0.6)
-    burst = signal.lfilter([1 - bright], [1, -bright], burst)
-    burst -= burst.mean()
+    burst = signal.lfilter([1 - bright], [1, -bright], rng.uniform(-1, 1, p))
     x = np.zeros(m)
-    x[:p] = burst
-    y = signal.lfilter([1.0], a, x)
+    x[:p] = burst - burst.mean()
+    y = signal.lfilter([1.0, c], a, x)
     return y * _release(m, int(dur * sample_rate) + int(0.25 * sample_rate), sample_rate, 0.05) / max(np.max(np.abs(y)), 1e-9)
 
 
@@ -647,33 +656,35 @@ def _drum_kit(root_hz: float, sample_rate: int, rng: np.random.Generator) -> dic
         t = t_of(seconds)
         return signal.sosfilt(_band_sos(lo, hi, sample_rate), rng.standard_normal(t.size)) * np.exp(-t / decay_s)
 
-    kick = sweep(root_hz * 0.8, root_hz * rng.uniform(2.5, 3.5), 0.03, 0.22, 0.5)
+    kick = sweep(root_hz * 0.8, root_hz * rng.uniform(2.5, 3.5), 0.03, 0.3, 0.7)
     kick[: int(0.005 * sample_rate)] += rng.standard_normal(int(0.005 * sample_rate)) * 0.3
     snare_tone = sweep(root_hz * 2.5, root_hz * 3.2, 0.02, 0.08, 0.35)
     snare = 0.6 * snare_tone + 2.0 * noise(0.35, 0.1, 1000, 6000)
     kit = {"kick": kick, "snare": snare,
            "tom_hi": sweep(root_hz * 2.0, root_hz * 2.8, 0.05, 0.25, 0.6) + 0.3 * noise(0.6, 0.05, 300, 3000),
            "tom_lo": sweep(root_hz * 1.4, root_hz * 2.0, 0.05, 0.3, 0.6) + 0.3 * noise(0.6, 0.05, 200, 2500),
-           "hat": noise(0.12, 0.025, 6000, sample_rate), "open_hat": noise(0.5, 0.18, 6000, sample_rate)}
+           "hat": noise(0.15, 0.035, 6000, sample_rate), "open_hat": noise(0.5, 0.18, 6000, sample_rate)}
     return {k: v / max(np.max(np.abs(v)), 1e-9) for k, v in kit.items()}
 
 
 def drum_pattern(notes: dict, start_s: float, end_s: float, rng: np.random.Generator) -> list:
-    """Hits [(onset_s, name, velocity)] of a rock pattern on an eighth-note grid over [start_s, end_s): hi-hat on
-    every eighth, kick on beats 1 and 3 (plus extras), snare on 2 and 4, tom fills at some bar ends."""
-    eighth = 30.0 / notes["tempo_bpm"]
+    """Hits [(onset_s, name, velocity)] of a rock pattern over [start_s, end_s): hi-hat on every eighth (every
+    sixteenth below 100 bpm), kick on beats 1 and 3 (plus extras), snare on 2 and 4, tom fills at some bar ends."""
+    sub = 4 if notes["tempo_bpm"] < 100 else 2  # grid steps per beat
+    step_s = 60.0 / notes["tempo_bpm"] / sub
+    steps = int(np.floor((end_s - start_s) / step_s))
+    per_bar = 4 * sub
+    fill_bars = {b for b in range(steps // per_bar + 1) if rng.random() < 0.25}
     hits = []
-    steps = int(np.floor((end_s - start_s) / eighth))
-    fill_bars = {b for b in range(steps // 8 + 1) if rng.random() < 0.25}
     for j in range(steps):
-        t, pos, bar = start_s + j * eighth, j % 8, j // 8
-        if bar in fill_bars and pos >= 4:
-            hits.append((t, "tom_hi" if pos < 6 else "tom_lo", rng.uniform(0.7, 1.0)))
+        t, pos, bar = start_s + j * step_s, j % per_bar, j // per_bar
+        if bar in fill_bars and pos >= 2 * sub:
+            hits.append((t, "tom_hi" if pos < 3 * sub else "tom_lo", rng.uniform(0.6, 1.0)))
             continue
-        hat = "open_hat" if pos == 7 and rng.random() < 0.3 else "hat"
-        hits.append((t, hat, (0.55 if pos % 2 else 0.8) * rng.uniform(0.8, 1.0) * 0.5))
-        if pos in (0, 4) or (pos in (5, 7) and rng.random() < 0.2):
+        hat = "open_hat" if pos == per_bar - 1 and rng.random() < 0.3 else "hat"
+        hits.append((t, hat, (0.8 if pos % sub == 0 else 0.55) * rng.uniform(0.8, 1.0) * 0.5))
+        if pos in (0, 2 * sub) or (pos % sub and rng.random() < 0.1):
             hits.append((t, "kick", rng.uniform(0.8, 1.0)))
-        if pos in (2, 6):
+        if pos in (sub, 3 * sub):
             hits.append((t, "snare", rng.uniform(0.7, 1.0)))
     return hits
