@@ -10,7 +10,7 @@ from savg.data.clip_format import (DURATION_S, FPS, FRAME_SIZE, LABEL_RATE, NUM_
 from savg.data.stereo import azimuth_to_x, estimate_azimuth
 from savg.data.svgsa24 import iter_labeled_clips, list_split, mirror_labels, read_labels
 from savg.data.synthetic.dataset import SynthConfig, boxes_path, clip_seed, make_clip
-from savg.data.synthetic.scene import FEMALE_SPEECH, MALE_SPEECH, sample_scene
+from savg.data.synthetic.scene import FEMALE_SPEECH, INSTRUMENT, MALE_SPEECH, sample_scene
 
 NUM_DEV, NUM_EVAL = 2, 16
 
@@ -116,3 +116,26 @@ def test_rerun_resumes_and_refuses_other_settings(dataset, script):
     assert victim.is_file() and keep.stat().st_mtime_ns == before
     with pytest.raises(SystemExit, match="other settings"):
         main(["--out", str(dataset), "--num-dev", "1", "--num-eval", "0", "--seed", "1"])
+
+
+def test_own_recordings_replace_the_built_in_voices(tmp_path):
+    from savg.data.synthetic.dataset import load_voices
+
+    sr_in = 22050
+    tone = (0.3 * np.sin(2 * np.pi * 180 * np.arange(3 * sr_in) / sr_in)).astype(np.float32)
+    with av.open(str(tmp_path / "voice.wav"), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=sr_in, layout="mono")
+        frame = av.AudioFrame.from_ndarray(tone[None], format="flt", layout="mono")
+        frame.sample_rate = sr_in
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    voices = load_voices(tmp_path, 16000)
+    assert len(voices) == 1 and voices[0].dtype == np.float32 and abs(len(voices[0]) - 3 * 16000) < 400
+    seed = next(s for s in range(100) if any(src.class_id != INSTRUMENT for src in sample_scene(s).sources))
+    config = SynthConfig()
+    built_in, _, _ = make_clip(seed, config)
+    own, _, _ = make_clip(seed, config, voices)
+    assert not np.allclose(built_in.audio, own.audio)
+    (tmp_path / "notes.txt").write_text("not audio")
+    with pytest.raises(ValueError, match="notes.txt"):
+        load_voices(tmp_path, 16000)
