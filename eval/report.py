@@ -1,0 +1,143 @@
+"""report.html: the metric table, plots of feature statistics (inline SVG) and a grid of sample frames with audio
+players (PNG and WAV embedded as data URIs). One self-contained file, no plotting library."""
+import base64
+import html
+import io
+import struct
+import wave
+import zlib
+
+import numpy as np
+
+from savg.data.clip_format import NUM_FRAMES
+from savg.data.clip_io import ClipError, read_clip
+
+COLORS = {"generated": "#d62728", "reference": "#1f77b4"}
+SHOWN_FRAMES = (0, 5, 10, 15, NUM_FRAMES - 1)  # native frame indices in the sample grid
+REPORT_RATE = 16_000  # Hz, audio players
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    """uint8 [H, W, 3] -> PNG file bytes."""
+    h, w, _ = img.shape
+    raw = b"".join(b"\x00" + row.tobytes() for row in np.ascontiguousarray(img, np.uint8))
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    """float [C, L] in [-1, 1] -> 16-bit PCM WAV file bytes."""
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").T.tobytes()
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(audio.shape[0])
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm)
+    return buf.getvalue()
+
+
+def _uri(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _svg(series: dict, title: str, xlabel: str, ylabel: str, scatter: bool, w: int = 360, h: int = 260) -> str:
+    """A small chart: series {label: (x [N], y [N])} as points (scatter) or lines."""
+    pad = 42
+    xs = np.concatenate([np.asarray(x, float) for x, _ in series.values()])
+    ys = np.concatenate([np.asarray(y, float) for _, y in series.values()])
+    x0, x1 = float(xs.min()), float(xs.max()) or 1.0
+    y0, y1 = float(ys.min()), float(ys.max())
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+    sx = lambda v: pad + (v - x0) / (x1 - x0) * (w - 2 * pad)
+    sy = lambda v: h - pad - (v - y0) / (y1 - y0) * (h - 2 * pad)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-size="11" font-family="sans-serif">',
+             f'<rect x="{pad}" y="{pad}" width="{w - 2 * pad}" height="{h - 2 * pad}" fill="none" stroke="#999"/>',
+             f'<text x="{w / 2}" y="16" text-anchor="middle" font-weight="bold">{html.escape(title)}</text>',
+             f'<text x="{w / 2}" y="{h - 8}" text-anchor="middle">{html.escape(xlabel)}</text>',
+             f'<text x="12" y="{h / 2}" text-anchor="middle" transform="rotate(-90 12 {h / 2})">{html.escape(ylabel)}</text>',
+             f'<text x="{pad}" y="{h - pad + 13}">{x0:.3g}</text><text x="{w - pad}" y="{h - pad + 13}" text-anchor="end">{x1:.3g}</text>',
+             f'<text x="{pad - 3}" y="{h - pad}" text-anchor="end">{y0:.3g}</text><text x="{pad - 3}" y="{pad + 8}" text-anchor="end">{y1:.3g}</text>']
+    for k, (label, (x, y)) in enumerate(series.items()):
+        c = COLORS.get(label, "#555")
+        if scatter:
+            parts += [f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="2.5" fill="{c}" fill-opacity="0.6"/>' for a, b in zip(x, y)]
+        else:
+            pts = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(x, y))
+            parts.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="1.5"/>')
+        parts.append(f'<text x="{w - pad - 4}" y="{pad + 14 + 13 * k}" text-anchor="end" fill="{c}">{html.escape(label)}</text>')
+    return "".join(parts) + "</svg>"
+
+
+def feature_plots(name: str, gen: np.ndarray, ref: np.ndarray) -> str:
+    """PCA scatter (axes fitted on the reference) and covariance eigenvalue spectra of features [N, D]."""
+    g, r = np.asarray(gen, np.float64), np.asarray(ref, np.float64)
+    mu = r.mean(0)
+    _, _, vt = np.linalg.svd(r - mu, full_matrices=False)
+    pg, pr = (g - mu) @ vt[:2].T, (r - mu) @ vt[:2].T
+    scatter = _svg({"reference": (pr[:, 0], pr[:, 1]), "generated": (pg[:, 0], pg[:, 1])},
+                   f"{name}: PCA of the reference", "PC 1", "PC 2", scatter=True)
+    spectra = {}
+    for label, x in (("reference", r), ("generated", g)):
+        ev = np.sort(np.linalg.eigvalsh(np.cov(x, rowvar=False)))[::-1]
+        ev = ev[ev > max(ev[0], 1e-300) * 1e-9]  # the numerical rank
+        spectra[label] = (np.arange(1, len(ev) + 1), np.log10(ev))
+    spectrum = _svg(spectra, f"{name}: covariance spectrum", "component", "log10 eigenvalue", scatter=False)
+    return scatter + spectrum
+
+
+def _downscale(frame: np.ndarray, f: int = 2) -> np.ndarray:
+    h, w, c = frame.shape
+    return frame[:h // f * f, :w // f * f].reshape(h // f, f, w // f, f, c).mean((1, 3)).astype(np.uint8)
+
+
+def sample_rows(paths, windows, n: int) -> str:
+    """HTML rows for the first `n` distinct files in window order: frames and an audio player."""
+    rows, seen = [], []
+    for w in windows:
+        if w.file not in seen:
+            seen.append(w.file)
+        if len(seen) == n:
+            break
+    for i in seen:
+        try:
+            clip = read_clip(paths[i], sample_rate=REPORT_RATE)
+        except ClipError as e:  # changed since it was scanned
+            rows.append(f"<tr><td>{html.escape(str(e))}</td></tr>")
+            continue
+        imgs = "".join(f'<img src="{_uri("image/png", png_bytes(_downscale(clip.video[k])))}" title="frame {k}">'
+                       for k in SHOWN_FRAMES)
+        audio = f'<audio controls src="{_uri("audio/wav", wav_bytes(clip.audio, REPORT_RATE))}"></audio>'
+        rows.append(f"<tr><td class=name>{html.escape(paths[i].name)}</td><td>{imgs}</td><td>{audio}</td></tr>")
+    return "".join(rows)
+
+
+def write_report(path, metrics: dict, features: dict, gen_paths, ref_paths, gen_windows, ref_windows, n_samples: int = 4):
+    """Write the report. features: {"video": (gen [N, D], ref [M, D]), "audio": (...)}."""
+    rows = "".join(
+        f"<tr><td>{html.escape(m['name'])}</td><td>{m['value']:.4g}</td><td>{html.escape(str(m['backend']))}</td>"
+        f"<td>{m['protocol']}</td><td>{m['num_generated']}</td><td>{m['num_reference']}</td></tr>"
+        for m in metrics["metrics"])
+    skipped = [f"<li>{side}: {html.escape(s['path'])} ({html.escape(s['reason'])})</li>"
+               for side, items in metrics["skipped"].items() for s in items]
+    plots = feature_plots("I3D logits", *features["video"]) + feature_plots(metrics["fad_metric_name"] + " embeddings", *features["audio"])
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>savg evaluation</title><style>
+body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px}}
+td.name{{font-family:monospace;font-size:12px}} img{{width:128px;height:128px;margin-right:2px}} svg{{margin:6px}}</style></head><body>
+<h1>FVD / KVD / FAD</h1>
+<p>generated: <code>{html.escape(metrics['generated_dir'])}</code> ({metrics['num_generated_files']} readable files)<br>
+reference: <code>{html.escape(metrics['reference_dir'])}</code> ({metrics['num_reference_files']} readable files)<br>
+protocol: <b>{metrics['protocol']}</b>; I3D weights: {html.escape(metrics['i3d_weights'])}; FAD backend: <b>{metrics['fad_backend']}</b>
+(reported as {html.escape(metrics['fad_metric_name'])}, scale {metrics['fad_scale']:g})</p>
+<table><tr><th>metric</th><th>value</th><th>backend</th><th>protocol</th><th>generated</th><th>reference</th></tr>{rows}</table>
+<h2>Skipped files</h2><ul>{''.join(skipped) or '<li>none</li>'}</ul>
+<h2>Feature statistics</h2><div>{plots}</div>
+<h2>Samples: generated</h2><table>{sample_rows(gen_paths, gen_windows, n_samples)}</table>
+<h2>Samples: reference</h2><table>{sample_rows(ref_paths, ref_windows, n_samples)}</table>
+</body></html>"""
+    with open(path, "w") as f:
+        f.write(page)
