@@ -33,11 +33,12 @@ def load_extractors(i3d_weights=None, fad_backend: str = DEFAULT_BACKEND, fad_we
 
 def evaluate(generated, reference, out=None, protocol: str = "official", num_windows: int = P.NUM_WINDOWS,
              extractors: tuple = None, cache_dir=None, report: bool = True, report_samples: int = 4,
-             threads: int = None, seed: int = P.SEED) -> dict:
+             threads: int = None, seed: int = P.SEED, spatial: dict = None) -> dict:
     """Compute the metrics; with `out`, write out/metrics.json and out/report.html. Returns the metrics dict.
 
     extractors: the result of load_extractors() (loaded once and reused across calls), or None to load the
-    defaults. cache_dir: feature cache (default out/cache). seed: window shuffle (official: 42)."""
+    defaults. cache_dir: feature cache (default out/cache). seed: window shuffle (official: 42).
+    spatial: the result of savg.eval.spatial.evaluate_spatial (written under out/spatial), added to the metrics."""
     t0 = time.time()
     if threads:
         torch.set_num_threads(threads)
@@ -75,6 +76,9 @@ def evaluate(generated, reference, out=None, protocol: str = "official", num_win
         "generated_dir": str(Path(generated).resolve()), "reference_dir": str(Path(reference).resolve()),
         "settings": settings, "seconds": round(time.time() - t0, 1),
     }
+    if spatial:
+        metrics["spatial_av_align"] = spatial["spatial_av_align"]
+        metrics["spatial"] = spatial
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

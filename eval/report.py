@@ -116,6 +116,19 @@ def sample_rows(paths, windows, n: int) -> str:
     return "".join(rows)
 
 
+def spatial_section(spatial: dict) -> str:
+    """HTML for Spatial AV-Align: score, TP/FN, models, and the overlay strips written under spatial/overlays/."""
+    if not spatial:
+        return ""
+    overlays = "".join(f'<p><code>{html.escape(name)}</code><br><img class="strip" src="spatial/overlays/{html.escape(name)}"></p>'
+                       for name in spatial.get("overlays", []))
+    score = "n/a (no active sound found)" if spatial["spatial_av_align"] is None else f"{spatial['spatial_av_align']:.4f}"
+    return (f"<h2>Spatial AV-Align</h2><p><b>{score}</b> ({spatial['tp']} TP, {spatial['fn']} FN "
+            f"over {spatial['num_clips']} clips); SELD {html.escape(spatial['seld'])}, detector "
+            f"{html.escape(spatial['detector'])}. Overlays: SELD intervals x &plusmn; 40 px (red speech, blue instrument) "
+            f"and person boxes (green) on frames 0, 5, 10, 15, 19.</p>{overlays}")
+
+
 def write_report(path, metrics: dict, features: dict, gen_paths, ref_paths, gen_windows, ref_windows, n_samples: int = 4):
     """Write the report. features: {"video": (gen [N, D], ref [M, D]), "audio": (...)}."""
     rows = "".join(
@@ -127,13 +140,14 @@ def write_report(path, metrics: dict, features: dict, gen_paths, ref_paths, gen_
     plots = feature_plots("I3D logits", *features["video"]) + feature_plots(metrics["fad_metric_name"] + " embeddings", *features["audio"])
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>savg evaluation</title><style>
 body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px}}
-td.name{{font-family:monospace;font-size:12px}} img{{width:128px;height:128px;margin-right:2px}} svg{{margin:6px}}</style></head><body>
+td.name{{font-family:monospace;font-size:12px}} img{{width:128px;height:128px;margin-right:2px}} img.strip{{width:640px;height:128px}} svg{{margin:6px}}</style></head><body>
 <h1>FVD / KVD / FAD</h1>
 <p>generated: <code>{html.escape(metrics['generated_dir'])}</code> ({metrics['num_generated_files']} readable files)<br>
 reference: <code>{html.escape(metrics['reference_dir'])}</code> ({metrics['num_reference_files']} readable files)<br>
 protocol: <b>{metrics['protocol']}</b>; I3D weights: {html.escape(metrics['i3d_weights'])}; FAD backend: <b>{metrics['fad_backend']}</b>
 (reported as {html.escape(metrics['fad_metric_name'])}, scale {metrics['fad_scale']:g})</p>
 <table><tr><th>metric</th><th>value</th><th>backend</th><th>protocol</th><th>generated</th><th>reference</th></tr>{rows}</table>
+{spatial_section(metrics.get("spatial"))}
 <h2>Skipped files</h2><ul>{''.join(skipped) or '<li>none</li>'}</ul>
 <h2>Feature statistics</h2><div>{plots}</div>
 <h2>Samples: generated</h2><table>{sample_rows(gen_paths, gen_windows, n_samples)}</table>

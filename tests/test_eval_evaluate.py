@@ -86,3 +86,23 @@ def test_cli_refuses_missing_fad_weights(folders):
                         str(folders / "ref"), "--out", str(folders / "cli"), "--fad-backend", "audioclip"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "AudioCLIP-Full-Training.pt" in r.stderr
+
+
+def test_spatial_scores_join_metrics_and_report(folders):
+    from pathlib import Path
+
+    from savg.eval.detectors import get_detector
+    from savg.eval.seld import load_seld
+    from savg.eval.spatial import evaluate_spatial
+
+    out = folders / "with_spatial"
+    seld = load_seld(Path(__file__).resolve().parents[1] / "checkpoints" / "seld")
+    spatial = evaluate_spatial(folders / "gen", out / "spatial", seld, get_detector("tiny"))
+    assert spatial["num_clips"] == 3 and len(spatial["skipped"]) == 1 and len(spatial["overlays"]) == 3
+    m = evaluate(folders / "gen", folders / "ref", out, "clip", extractors=EXTRACTORS, spatial=spatial)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["spatial_av_align"] == spatial["spatial_av_align"] == m["spatial_av_align"]  # None: noise clips, no SELD rows
+    assert {"tp", "fn", "seld", "detector"} <= set(saved["spatial"])
+    page = (out / "report.html").read_text()
+    assert "Spatial AV-Align" in page and page.count('src="spatial/overlays/') == 3
+    assert all((out / "spatial" / "overlays" / name).is_file() for name in spatial["overlays"])

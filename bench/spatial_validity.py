@@ -1,0 +1,126 @@
+"""Is our offline Spatial AV-Align valid? Measured on the procedural eval split.
+
+    python bench/spatial_validity.py [--data ROOT] [--seld checkpoints/seld] [--detector tiny]
+
+Without --data the eval split is made (32 clips, seed 0) in a temporary folder. Reports: the score of the
+ground-truth clips and of three negative controls (audio channels swapped; audio taken from the next clip;
+video mirrored without swapping the channels), SELD activity F1 over (10 Hz frame, class) pairs and the median
+|x error| in pixels on true positives against the labels, and the detector's precision / recall at IoU 0.5
+against the sidecar person boxes (visible fraction >= 0.3). Last line: one JSON object.
+"""
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_eval_split(out, num_eval: int, seed: int) -> None:
+    from savg.data.synthetic.dataset import SynthConfig, clip_jobs, is_done, write_clip_files
+
+    for split, _i, scene_seed, video in clip_jobs(out, 0, num_eval, seed):
+        if not is_done(out, video):
+            write_clip_files(out, video, scene_seed, SynthConfig())
+
+
+def seld_counts(pred_rows, labels) -> tuple:
+    """(tp, fp, fn, |x errors| of tp) over (frame, metric class) pairs of one clip."""
+    from savg.eval.seld import label_arrays
+
+    act, xs = label_arrays(labels)
+    pred = {(f, c): x for f, c, x in pred_rows}
+    truth = {(f, c): xs[f, c] for f, c in zip(*np.nonzero(act))}
+    tp = [k for k in pred if k in truth]
+    return len(tp), len(pred) - len(tp), len(truth) - len(tp), [abs(pred[k] - truth[k]) for k in tp]
+
+
+def covered_fraction(det_rows, n_frames: int = 20, tolerance: float = 40.0) -> float:
+    """Mean over frames of the fraction of the 256-px width within `tolerance` of a box: the hit rate of a SELD x
+    drawn at random (ignoring the +-1 frame window, which only raises it)."""
+    cover = np.zeros((n_frames, 256), bool)
+    cols = np.arange(256) + 0.5
+    for f, _c, x0, _y0, x1, _y1 in det_rows:
+        cover[int(f)] |= (cols >= x0 - tolerance) & (cols <= x1 + tolerance)
+    return float(cover.mean())
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help="procedural dataset root (with boxes_eval/); made when absent")
+    p.add_argument("--num-eval", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seld", default=str(ROOT / "checkpoints" / "seld"))
+    p.add_argument("--detector", default="tiny", help="hog, tiny[:FOLDER] or yolox_tiny:PATH")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+
+    import torch
+    from savg.data.svgsa24 import iter_labeled_clips
+    from savg.data.synthetic.dataset import boxes_path
+    from savg.eval.detectors import get_detector, match_counts
+    from savg.eval.seld import load_seld, predict_rows
+    from savg.eval.spatial_align import Counts, count_clip
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tmp = None
+    if args.data is None:
+        tmp = tempfile.TemporaryDirectory()
+        args.data = tmp.name
+        t0 = time.time()
+        make_eval_split(args.data, args.num_eval, args.seed)
+        print(f"made {args.num_eval} eval clips in {time.time() - t0:.0f} s", file=sys.stderr)
+    seld, detector = load_seld(args.seld), get_detector(args.detector)
+    items = list(iter_labeled_clips(args.data, "eval"))
+    t0 = time.time()
+    dets, seld_rows = [], []
+    for it in items:
+        dets.append(detector.detect(it.clip.video))
+        seld_rows.append(predict_rows(seld, it.clip.audio))
+    totals = {k: Counts() for k in ("gt", "swapped", "shuffled", "mirrored", "labels+boxes", "labels+detector", "seld+boxes")}
+    s_tp = s_fp = s_fn = 0
+    errors, d_tp, d_fp, d_fn = [], 0, 0, 0
+    for i, it in enumerate(items):
+        clip = it.clip
+        totals["gt"] += count_clip(seld_rows[i], dets[i])
+        totals["swapped"] += count_clip(predict_rows(seld, clip.audio[::-1].copy()), dets[i])
+        other = items[(i + 1) % len(items)].clip.audio
+        totals["shuffled"] += count_clip(predict_rows(seld, other), dets[i])
+        totals["mirrored"] += count_clip(seld_rows[i], detector.detect(clip.video[:, :, ::-1].copy()))
+        tp, fp, fn, err = seld_counts(seld_rows[i], it.labels)
+        s_tp, s_fp, s_fn, errors = s_tp + tp, s_fp + fp, s_fn + fn, errors + err
+        side = json.loads(boxes_path(args.data, Path(args.data) / "video_eval" / f"{it.id}.mp4").read_text())
+        true_rows = []
+        for t, frame_boxes in enumerate(side["boxes"]):
+            truth = [b["box"] for b in frame_boxes if b["kind"] == "person" and b.get("visible_fraction", 1) >= 0.3]
+            true_rows += [(t, 0, *b) for b in truth]
+            pred = [r[2:6] for r in dets[i] if r[0] == t]
+            a, b, c = match_counts(pred, truth)
+            d_tp, d_fp, d_fn = d_tp + a, d_fp + b, d_fn + c
+        label_rows = [(int(r["frame"]), 0, float(r["x"])) for r in it.labels]  # oracle SELD
+        totals["labels+boxes"] += count_clip(label_rows, true_rows)
+        totals["labels+detector"] += count_clip(label_rows, dets[i])
+        totals["seld+boxes"] += count_clip(seld_rows[i], true_rows)
+    chance = float(np.mean([covered_fraction(d) for d in dets]))
+    print(f"chance hit rate (frame width within 40 px of a detected person): {chance:.3f}", file=sys.stderr)
+    for k, c in totals.items():
+        print(f"{k:9s} score {c.score:.3f}  (tp {c.tp}, fn {c.fn})", file=sys.stderr)
+    print(f"{len(items)} clips, {time.time() - t0:.0f} s; seld {args.seld}; detector {detector.name}", file=sys.stderr)
+    result = {"gt_score": totals["gt"].score, "swapped_channels_score": totals["swapped"].score,
+              "shuffled_audio_score": totals["shuffled"].score, "mirrored_video_score": totals["mirrored"].score,
+              "seld_f1": 2 * s_tp / max(2 * s_tp + s_fp + s_fn, 1),
+              "seld_x_error_px": float(np.median(errors)) if errors else float("nan"),
+              "detector_precision": d_tp / max(d_tp + d_fp, 1), "detector_recall": d_tp / max(d_tp + d_fn, 1)}
+    print(json.dumps({k: round(v, 4) for k, v in result.items()}))
+    if tmp is not None:
+        tmp.cleanup()
+    return result
+
+
+if __name__ == "__main__":
+    main()

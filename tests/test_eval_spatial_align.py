@@ -1,0 +1,84 @@
+"""The Spatial AV-Align matching rule on hand-built cases, and the CSV row formats."""
+import math
+
+import numpy as np
+
+from savg.eval.spatial_align import (Counts, count_clip, match_rows, read_det_rows, read_seld_rows, score_clips,
+                                     write_det_rows, write_seld_rows)
+
+
+def box(frame, x0, x1, cls=0):
+    return (frame, cls, x0, 60, x1, 190)
+
+
+def test_horizontal_boundaries_inclusive():
+    seld = [(0, 0, 100.0)]
+    assert match_rows(seld, [box(0, 140, 150)])[0]  # left edge exactly at x + 40
+    assert not match_rows(seld, [box(0, 140.01, 150)])[0]
+    assert match_rows(seld, [box(0, 40, 60)])[0]  # right edge exactly at x - 40
+    assert not match_rows(seld, [box(0, 40, 59.99)])[0]
+    assert match_rows(seld, [box(0, 0, 256)])[0]  # a box spanning the interval
+
+
+def test_vertical_position_and_seld_class_ignored():
+    assert match_rows([(0, 1, 100.0)], [(0, 0, 90, 0, 110, 5)])[0]
+
+
+def test_only_person_boxes_count():
+    assert not match_rows([(0, 0, 100.0)], [box(0, 90, 110, cls=56)])[0]
+
+
+def test_frame_mapping_and_window():
+    # label frame 10 -> video frame round(4.0) = 4: boxes in 3, 4, 5 count, 2 and 6 do not
+    for t, want in [(2, False), (3, True), (4, True), (5, True), (6, False)]:
+        assert match_rows([(10, 0, 100.0)], [box(t, 90, 110)])[0] == want, t
+    # label frame 11 -> round(4.4) = 4; label frame 12 -> round(4.8) = 5
+    assert not match_rows([(11, 0, 100.0)], [box(6, 90, 110)])[0]
+    assert match_rows([(12, 0, 100.0)], [box(6, 90, 110)])[0]
+    # label frame 1 -> round(0.4) = 0 (window -1..1); label frame 0 sees frame 1
+    assert match_rows([(0, 0, 100.0)], [box(1, 90, 110)])[0]
+    assert not match_rows([(0, 0, 100.0)], [box(2, 90, 110)])[0]
+
+
+def test_clamp_at_last_frame():
+    # label frame 49 -> round(19.6) = 20 -> clamped to 19: boxes in 18 and 19 count, 17 does not
+    assert match_rows([(49, 0, 100.0)], [box(18, 90, 110)])[0]
+    assert match_rows([(49, 0, 100.0)], [box(19, 90, 110)])[0]
+    assert not match_rows([(49, 0, 100.0)], [box(17, 90, 110)])[0]
+    # label frame 48 -> round(19.2) = 19 too
+    assert match_rows([(48, 0, 100.0)], [box(18, 90, 110)])[0]
+
+
+def test_no_boxes_and_no_rows():
+    assert count_clip([(0, 0, 10.0), (5, 1, 200.0)], []) == Counts(0, 2)
+    assert count_clip([], [box(0, 0, 256)]) == Counts(0, 0)
+    assert math.isnan(Counts().score)
+
+
+def test_several_rows_per_frame_counted_separately():
+    seld = [(20, 0, 30.0), (20, 1, 200.0), (20, 0, 90.0)]
+    dets = [box(8, 20, 40), box(8, 150, 170), box(8, 250, 256)]
+    assert list(match_rows(seld, dets)) == [True, True, False]
+    assert count_clip(seld, dets) == Counts(2, 1)
+
+
+def test_score_pooled_over_clips_not_averaged():
+    clip_a = ([(0, 0, 100.0)] * 9, [box(0, 90, 110)])  # 9 TP
+    clip_b = ([(0, 0, 100.0)], [])  # 1 FN
+    total = score_clips([clip_a, clip_b])
+    assert total == Counts(9, 1)
+    assert total.score == 0.9  # a per-clip mean would give 0.5
+
+
+def test_csv_round_trip(tmp_path):
+    seld = [(0, 0, 100.0), (3, 1, 12.5), (49, 0, 255.75)]
+    dets = [(0, 0, 10.0, 60.0, 30.5, 190.0), (19, 0, 0.0, 56.0, 256.0, 200.0)]
+    write_seld_rows(tmp_path / "s.csv", seld)
+    write_det_rows(tmp_path / "d.csv", dets)
+    assert (tmp_path / "s.csv").read_text().splitlines()[0] == "0,0,100"
+    assert read_seld_rows(tmp_path / "s.csv") == seld
+    assert read_det_rows(tmp_path / "d.csv") == dets
+    (tmp_path / "d2.csv").write_text("2,0,1,2,3,4,0.87\n\n")  # an extra score column is ignored
+    assert read_det_rows(tmp_path / "d2.csv") == [(2, 0, 1.0, 2.0, 3.0, 4.0)]
+    assert np.array_equal(match_rows(read_seld_rows(tmp_path / "s.csv"), read_det_rows(tmp_path / "d.csv")),
+                          [False, True, True])

@@ -1,0 +1,83 @@
+"""Detectors (interface, target/decode round trip, refusals) and evaluate_spatial end to end on tiny inputs."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from savg.eval.detectors import (TinyConfig, TinyNet, decode, get_detector, load_yolox_tiny, match_counts, targets,
+                                 to_input)
+
+CFG = TinyConfig()
+
+
+def test_targets_decode_round_trip():
+    boxes = [[(40.0, 100.0, 56.0, 140.0), (180.0, 90.0, 196.0, 150.0)], []]
+    heat, reg, mask = targets(boxes, (18, 32), CFG)
+    assert heat.shape == (2, 18, 32) and reg.shape == (2, 4, 18, 32) and mask.sum() == 2
+    out = torch.cat([torch.from_numpy(np.where(heat == 1, 10.0, -10.0))[:, None], torch.from_numpy(reg)], 1)
+    rows = decode(out.float(), CFG)
+    assert [r[0] for r in rows] == [0, 0]
+    assert np.allclose(sorted(r[2:6] for r in rows), sorted(boxes[0]), atol=1e-3)
+
+
+def test_tiny_net_shapes_and_input():
+    video = np.zeros((3, 256, 256, 3), np.uint8)
+    x = to_input(video, CFG)
+    assert x.shape == (3, 3, 72, 128)
+    assert TinyNet(CFG)(x).shape == (3, 5, 18, 32)
+
+
+def test_match_counts():
+    assert match_counts([], [(0, 0, 10, 10)]) == (0, 0, 1)
+    assert match_counts([(0, 0, 10, 10), (0, 0, 10, 10)], [(0, 0, 10, 10)]) == (1, 1, 0)
+    assert match_counts([(0, 0, 10, 10)], [(5, 0, 15, 10)]) == (0, 1, 1)  # IoU 1/3 < 0.5
+
+
+def test_refusals(tmp_path):
+    with pytest.raises(FileNotFoundError, match="never downloaded"):
+        load_yolox_tiny(tmp_path / "yolox_tiny.pth")
+    (tmp_path / "yolox_tiny.pth").write_bytes(b"x")
+    with pytest.raises(NotImplementedError, match="not implemented"):
+        get_detector(f"yolox_tiny:{tmp_path / 'yolox_tiny.pth'}")
+    with pytest.raises(FileNotFoundError):
+        get_detector(f"tiny:{tmp_path}")
+    with pytest.raises(ValueError, match="unknown detector"):
+        get_detector("rcnn")
+
+
+def test_hog_detector_interface():
+    pytest.importorskip("cv2")
+    rows = get_detector("hog").detect(np.zeros((2, 256, 256, 3), np.uint8))
+    assert rows == []
+
+
+class FixedDetector:
+    name = "fixed"
+
+    def detect(self, video):
+        return [(t, 0, 0.0, 60.0, 256.0, 190.0) for t in range(len(video))]  # a box over the whole width
+
+
+def test_evaluate_spatial_end_to_end(tmp_path):
+    from savg.data.clip_io import write_clip
+    from savg.data.synthetic.dataset import SynthConfig, make_clip
+    from savg.eval.seld import SeldNet, get_config
+    from savg.eval.spatial import evaluate_spatial
+
+    (tmp_path / "gen").mkdir()
+    for i in range(2):
+        write_clip(tmp_path / "gen" / f"s{i}.mp4", make_clip(i, SynthConfig())[0])
+    (tmp_path / "gen" / "broken.mp4").write_bytes(b"")
+    cfg = get_config({**get_config("cpu").__dict__, "channels": (4, 8, 8), "d_model": 16, "n_heads": 2, "ff": 32,
+                      "threshold": -1.0})  # every frame active: 2 rows per 10 Hz frame
+    torch.manual_seed(0)
+    m = evaluate_spatial(tmp_path / "gen", tmp_path / "out", SeldNet(cfg), FixedDetector(), max_overlays=1)
+    assert m["num_clips"] == 2 and m["tp"] + m["fn"] == 2 * 50 * 2 and len(m["skipped"]) == 1
+    assert m["spatial_av_align"] == m["tp"] / 200 and m["detector"] == "fixed" and m["seld"].startswith("cnn_mhsa_fc@")
+    assert json.loads((tmp_path / "out" / "spatial.json").read_text())["tp"] == m["tp"]
+    assert len((tmp_path / "out" / "seld" / "s0.csv").read_text().splitlines()) == 100
+    assert len((tmp_path / "out" / "detector" / "s1.csv").read_text().splitlines()) == 20
+    assert (tmp_path / "out" / "overlays" / "s0.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "out" / "overlays" / "s1.png").exists()
+    assert (tmp_path / "out" / "per_clip.csv").read_text().splitlines()[0] == "name,tp,fn"

@@ -1,0 +1,76 @@
+"""Save and load a model as a folder: `config.json` + `model.safetensors`, with a fingerprint.
+
+Generic (the audio codec and the video tokenizer both use it): a model is a config dict (JSON-able) and a
+state dict of tensors. The fingerprint is a short SHA-256 over the canonical config JSON and every tensor's
+name, dtype, shape and bytes, so token caches can refuse codes made by another model.
+"""
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FINGERPRINT_CHARS = 16
+
+
+def fingerprint(config: dict, state_dict: dict) -> str:
+    """Hex digest (16 chars) of the config and the weights exactly as given (dtype included)."""
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        if t.is_floating_point():
+            t = t + 0  # -0.0 -> +0.0: equal weights hash equally
+        h.update(f"{name}|{t.dtype}|{list(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def save_pretrained(folder, config: dict, state_dict: dict, dtype: torch.dtype = None, meta: dict = None) -> str:
+    """Write `folder/config.json` and `folder/model.safetensors` atomically; return the fingerprint.
+
+    dtype: cast floating-point tensors to it (e.g. torch.bfloat16 to halve the size); integer buffers stay.
+    meta: extra JSON-able keys stored in config.json under "meta" (not part of the model config).
+    The fingerprint is of the weights as stored, so a reloaded model has the same one.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for name, t in state_dict.items():
+        t = t.detach().cpu()
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        tensors[name] = t.contiguous()
+    fp = fingerprint(config, tensors)
+    record = {"config": config, "fingerprint": fp, "meta": meta or {}}
+    tmp = folder / (WEIGHTS_NAME + ".tmp")
+    save_file(tensors, str(tmp), metadata={"fingerprint": fp})
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; make it an ordinary file
+    os.replace(tmp, folder / WEIGHTS_NAME)
+    tmp = folder / (CONFIG_NAME + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, folder / CONFIG_NAME)
+    return fp
+
+
+def load_pretrained(folder) -> tuple:
+    """Read a folder written by save_pretrained: (config dict, state dict as stored, fingerprint, meta).
+
+    Raises FileNotFoundError naming what is missing, and ValueError when the weights do not match the
+    fingerprint recorded in config.json (a partial copy or a file from another model).
+    """
+    folder = Path(folder)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name}: missing; a pretrained folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    record = json.loads((folder / CONFIG_NAME).read_text())
+    state = load_file(str(folder / WEIGHTS_NAME))
+    fp = fingerprint(record["config"], state)
+    if fp != record["fingerprint"]:
+        raise ValueError(f"{folder}: weights fingerprint {fp} != {record['fingerprint']} recorded in {CONFIG_NAME}")
+    return record["config"], state, fp, record.get("meta", {})
