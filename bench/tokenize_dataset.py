@@ -1,0 +1,99 @@
+"""Tokenizing speed: clips/s of scripts/tokenize_dataset.py on the procedural dev split, and cache size.
+
+    python bench/tokenize_dataset.py [--data out/synthetic] [--video-tokenizer DIR --audio-codec DIR] [--clips 16]
+
+--data: an SVGSA24-layout root (default out/synthetic; made with scripts/make_synthetic.py when missing).
+Tokenizers: the given folders, or the small presets with random weights (initialised codebooks), which cost
+exactly what trained ones do. Only the first --clips clips of the dev split are tokenized (a copy of the
+split with links to them). Last line: JSON {"clips_per_s", "cache_mb_per_1k_clips"}.
+(Not bench/tokenize.py: `python bench/X.py` puts bench/ first on sys.path, where a tokenize.py would shadow
+the standard library's tokenize module and break every bench script.)
+"""
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from savg.data import token_cache as tc
+from savg.data.svgsa24 import list_split
+from savg.tokenizers.audio_codec import AudioCodec
+from savg.tokenizers.audio_codec import preset as audio_preset
+from savg.tokenizers.video_tokenizer import VideoTokenizer
+from savg.tokenizers.video_tokenizer import preset as video_preset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def script(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def random_tokenizers(folder: Path) -> tuple:
+    """Small-preset tokenizers with random weights and initialised codebooks, saved under folder."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    video = VideoTokenizer(video_preset("small"))
+    video.encode(rng.integers(0, 256, (4, 256, 256, 3), dtype=np.uint8))
+    audio = AudioCodec(audio_preset("small"))
+    audio.encode(rng.uniform(-0.5, 0.5, (2, 80_000)).astype(np.float32))
+    video.save_pretrained(folder / "video")
+    audio.save_pretrained(folder / "audio")
+    return folder / "video", folder / "audio"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=str(REPO / "out" / "synthetic"))
+    p.add_argument("--video-tokenizer", default=None)
+    p.add_argument("--audio-codec", default=None)
+    p.add_argument("--clips", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=8)
+    args = p.parse_args()
+    data = Path(args.data)
+    if not (data / "video_dev").is_dir():
+        subprocess.run([sys.executable, str(REPO / "scripts" / "make_synthetic.py"), "--out", str(data), "--num-dev",
+                        str(args.clips), "--num-eval", "0", "--seed", "0", "--workers", "2"], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.video_tokenizer and args.audio_codec:
+            video, audio = Path(args.video_tokenizer), Path(args.audio_codec)
+            which = "given"
+        else:
+            video, audio = random_tokenizers(tmp)
+            which = "small presets, random weights"
+        subset = tmp / "data"
+        for name in ("video_dev", "metadata_dev"):
+            (subset / name).mkdir(parents=True)
+        entries = list_split(data, "dev")[:args.clips]
+        for e in entries:
+            os.symlink(e.video.resolve(), subset / "video_dev" / e.video.name)
+            if e.labels.exists():
+                os.symlink(e.labels.resolve(), subset / "metadata_dev" / e.labels.name)
+        out = tmp / "cache"
+        t = time.perf_counter()
+        script("tokenize_dataset").main(["--data", str(subset), "--split", "dev", "--video-tokenizer", str(video),
+                                         "--audio-codec", str(audio), "--out", str(out),
+                                         "--batch-size", str(args.batch_size)])
+        seconds = time.perf_counter() - t
+        rows = tc.read_metadata(out)["splits"]["dev"]["rows"]
+        size = sum(f.stat().st_size for f in (out / "data").glob("*.parquet"))
+    clips_per_s = len(entries) / seconds
+    mb_per_1k = size / max(rows, 1) * 1000 / 1e6
+    print(f"{len(entries)} clips ({which} tokenizers, {torch.get_num_threads()} threads): {clips_per_s:.2f} clips/s "
+          f"(tokenizer loading included), {mb_per_1k:.1f} MB per 1000 clips")
+    print(json.dumps({"clips_per_s": round(clips_per_s, 3), "cache_mb_per_1k_clips": round(mb_per_1k, 2)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Token caches: tokenized clips as parquet shards, readable as an ordinary Hugging Face dataset.
+
+A cache folder:
+    metadata.json                               fingerprints of both tokenizers, layout, rates, counts
+    data/{split}-{i:05d}-of-{n:05d}.parquet     one row per clip (and per mirrored clip)
+    data/{split}-{i:05d}-of-{n:05d}.errors.tsv  clips of that shard skipped, with the reason (only if any)
+    errors.tsv                                  all of them: split, path, reason
+    .hf/                                        the datasets library's memory-mapped copy (made on first load)
+
+A row (`features`): id (clip file stem), split, video codes int [NUM_FRAMES, rows, cols], audio codes int
+[audio_frames, K] (coarse level first), labels float32 [N, 4] (frame at 10 Hz, class id, x, y in picture
+pixels; empty when the clip has none), has_labels, mirrored. Codes are int16 when both codebooks fit, else
+int32 (`code_dtype` in the metadata). A shard is written under a temporary name and renamed, so a shard
+file that exists is complete.
+"""
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded: caches are local parquet files
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from .clip_format import NUM_FRAMES  # noqa: E402
+
+FORMAT = "savg-token-cache"
+FORMAT_VERSION = 1
+METADATA = "metadata.json"
+DATA = "data"
+LABEL_COLUMNS = ("frame", "class_id", "x", "y")
+
+
+class CacheMismatchError(ValueError):
+    """The cache was made by other tokenizers (or settings) than the ones asked for."""
+
+
+# ---- schema -------------------------------------------------------------------------------------
+def code_dtype(video_codebook: int, audio_codebook: int) -> str:
+    """'int16' when every code fits, else 'int32'."""
+    return "int16" if max(video_codebook, audio_codebook) <= np.iinfo(np.int16).max + 1 else "int32"
+
+
+def features(grid, audio_frames: int, levels: int, dtype: str):
+    """datasets.Features of a cache row (see the module docstring)."""
+    from datasets import Array2D, Array3D, Features, Value
+
+    return Features({
+        "id": Value("string"), "split": Value("string"),
+        "video": Array3D((NUM_FRAMES, *grid), dtype), "audio": Array2D((audio_frames, levels), dtype),
+        "labels": Array2D((None, len(LABEL_COLUMNS)), "float32"), "has_labels": Value("bool"),
+        "mirrored": Value("bool"),
+    })
+
+
+def make_row(id: str, split: str, video_codes, audio_codes, labels=None, mirrored: bool = False) -> dict:
+    """A cache row from codes (video [NUM_FRAMES, rows, cols], audio [frames, K]) and labels (LABEL_DTYPE
+    records or float [N, 4], or None)."""
+    if labels is None:
+        table = np.zeros((0, len(LABEL_COLUMNS)), np.float32)
+    elif labels.dtype.names:
+        table = np.stack([labels[c].astype(np.float32) for c in LABEL_COLUMNS], 1).reshape(-1, len(LABEL_COLUMNS))
+    else:
+        table = np.asarray(labels, np.float32).reshape(-1, len(LABEL_COLUMNS))
+    return {"id": id, "split": split, "video": np.asarray(video_codes), "audio": np.asarray(audio_codes),
+            "labels": table, "has_labels": labels is not None, "mirrored": bool(mirrored)}
+
+
+# ---- shards -------------------------------------------------------------------------------------
+def shard_path(cache, split: str, index: int, count: int) -> Path:
+    return Path(cache) / DATA / f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def errors_path(shard: Path) -> Path:
+    return shard.with_name(shard.name.replace(".parquet", ".errors.tsv"))
+
+
+def write_shard(path, rows: list, feats, errors: list = ()) -> None:
+    """Write rows (dicts from make_row) to `path` atomically; `errors` (path, reason) go to the shard's
+    errors file first, so a finished shard always has its errors recorded."""
+    from datasets import Dataset
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    err = errors_path(path)
+    if errors:
+        _atomic_write_text(err, "".join(f"{p}\t{_one_line(r)}\n" for p, r in errors))
+    elif err.exists():
+        err.unlink()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    rows = list(rows)
+    table = Dataset.from_list(rows, features=feats) if rows else Dataset.from_dict({k: [] for k in feats}, features=feats)
+    table.to_parquet(str(tmp))
+    os.replace(tmp, path)
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ---- metadata -----------------------------------------------------------------------------------
+def read_metadata(cache) -> dict:
+    path = Path(cache) / METADATA
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; {cache} is not a token cache (make one with scripts/tokenize_dataset.py)")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise CacheMismatchError(f"{cache}: cache format {meta.get('format')} v{meta.get('format_version')}, "
+                                 f"this code reads {FORMAT} v{FORMAT_VERSION}")
+    return meta
+
+
+def init_metadata(cache, meta: dict) -> dict:
+    """Create metadata.json from `meta` (tokenizers, layout, settings), or check an existing one agrees.
+
+    meta: {"video_tokenizer": {"fingerprint", ...}, "audio_codec": {"fingerprint", ...}, "layout": {...},
+    "layout_version": int, "mirror": bool, "code_dtype": str, ...}. Every key given must equal the stored
+    one (where a tokenizer's folder is, and the per-split counts, excepted); raises CacheMismatchError naming
+    the first difference.
+    """
+    cache, meta = Path(cache), json.loads(json.dumps(meta))  # as stored: tuples become lists
+    cache.mkdir(parents=True, exist_ok=True)
+    if (cache / METADATA).is_file():
+        old = read_metadata(cache)
+        for key, value in meta.items():
+            if key != "splits" and _without_path(old.get(key)) != _without_path(value):
+                raise CacheMismatchError(f"{cache}: existing cache has {key} = {json.dumps(old.get(key))}, "
+                                         f"this run has {json.dumps(value)}; use another --out")
+        return old
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta, "splits": {}}
+    _atomic_write_text(cache / METADATA, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record
+
+
+def _without_path(value):
+    return {k: v for k, v in value.items() if k != "path"} if isinstance(value, dict) else value
+
+
+def update_counts(cache, split: str, num_shards: int, num_clips: int) -> dict:
+    """Record in metadata.json what is on disk for `split` (rows, shards done, errors) and rewrite errors.tsv.
+
+    Safe to call from every process of a sharded job: each call recounts everything from the files.
+    """
+    import pyarrow.parquet as pq
+
+    cache = Path(cache)
+    meta = read_metadata(cache)
+    done = [shard_path(cache, split, i, num_shards) for i in range(num_shards)]
+    done = [p for p in done if p.is_file()]
+    rows = sum(pq.read_metadata(p).num_rows for p in done)
+    errors = _split_errors(cache, split)
+    meta["splits"][split] = {"clips": num_clips, "shards": num_shards, "shards_done": len(done), "rows": rows,
+                             "errors": len(errors)}
+    _atomic_write_text(cache / METADATA, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    lines = [line for s in sorted(meta["splits"]) for line in _split_errors(cache, s)]
+    _atomic_write_text(cache / "errors.tsv", "".join(lines))
+    return meta
+
+
+def _split_errors(cache: Path, split: str) -> list:
+    lines = []
+    for p in sorted((cache / DATA).glob(f"{split}-*-of-*.errors.tsv")):
+        if p.with_name(p.name.replace(".errors.tsv", ".parquet")).is_file():
+            lines += [f"{split}\t{line}\n" for line in p.read_text().splitlines() if line]
+    return lines
+
+
+# ---- loading ------------------------------------------------------------------------------------
+def fingerprint_of(tokenizer) -> str:
+    """A tokenizer's fingerprint from a model (its .fingerprint()), a save_pretrained folder, or the string."""
+    if hasattr(tokenizer, "fingerprint"):
+        return getattr(tokenizer, "fingerprint_", None) or tokenizer.fingerprint()
+    path = Path(tokenizer)
+    if (path / "config.json").is_file():
+        return json.loads((path / "config.json").read_text())["fingerprint"]
+    if path.exists():
+        raise FileNotFoundError(f"{path}: no config.json; expected a tokenizer folder written by save_pretrained")
+    return str(tokenizer)
+
+
+def check_fingerprints(meta: dict, cache, video_tokenizer=None, audio_codec=None) -> None:
+    """Raise CacheMismatchError unless the cache was made by these tokenizers (None: not checked)."""
+    for key, tok in (("video_tokenizer", video_tokenizer), ("audio_codec", audio_codec)):
+        if tok is None:
+            continue
+        want, have = fingerprint_of(tok), meta[key]["fingerprint"]
+        if want != have:
+            raise CacheMismatchError(
+                f"{cache}: the cache's {key.replace('_', ' ')} has fingerprint {have} "
+                f"(made from {meta[key].get('path', '?')}), but the one given has {want}: these codes would decode "
+                f"to garbage; re-tokenize with scripts/tokenize_dataset.py or pass the tokenizer the cache was made with")
+
+
+def load_token_cache(path, split: str = "dev", video_tokenizer=None, audio_codec=None, allow_partial: bool = False,
+                     hf_cache_dir=None):
+    """The cache's rows of `split` as a datasets.Dataset in torch format.
+
+    video / audio come out as torch tensors of the stored integer dtype (int16 or int32; `int(x)` or `.long()`
+    them for embedding lookups); id, split, labels, has_labels and mirrored as Python values.
+    video_tokenizer / audio_codec: a model, its folder or a fingerprint string; when given, a cache made by
+    another tokenizer is refused (CacheMismatchError). allow_partial: accept a split whose tokenizing has not
+    finished (otherwise refused, naming the missing shards). hf_cache_dir: where the datasets library keeps
+    its memory-mapped copy (default CACHE/.hf; give another folder when the cache is read-only).
+    """
+    import torch
+    from datasets import load_dataset
+
+    cache = Path(path)
+    meta = read_metadata(cache)
+    check_fingerprints(meta, cache, video_tokenizer, audio_codec)
+    info = meta["splits"].get(split)
+    if info is None:
+        raise ValueError(f"{cache}: no split {split!r}; it has {sorted(meta['splits'])}")
+    files = sorted((cache / DATA).glob(f"{split}-*-of-{info['shards']:05d}.parquet"))
+    if len(files) < info["shards"] and not allow_partial:
+        raise ValueError(f"{cache}: split {split!r} has {len(files)} of {info['shards']} shards; rerun "
+                         f"scripts/tokenize_dataset.py to finish it (or pass allow_partial=True)")
+    if not files:
+        raise ValueError(f"{cache}: split {split!r} has no finished shard")
+    ds = load_dataset("parquet", data_files=[str(f) for f in files], split="train", cache_dir=str(hf_cache_dir or cache / ".hf"))
+    return ds.with_format("torch", columns=["video", "audio"], output_all_columns=True,
+                          dtype=getattr(torch, meta["code_dtype"]))

@@ -1,0 +1,85 @@
+"""The language model: a Llama-style decoder-only transformer (transformers' LlamaForCausalLM) built from a preset.
+
+No hub: the model is built from a config with random weights; context = the layout's sequence length,
+vocabulary = the layout's (padded) vocabulary. RoPE positions, RMSNorm, SwiGLU MLP, SDPA attention,
+untied input/output embeddings, no dropout (LlamaGen's recipe).
+
+Presets (width / layers / heads / MLP width; parameters for the default layout: small tokenizers, 5184-id
+vocabulary, 4502 tokens; "body" excludes the two embedding matrices):
+    tiny    64 /  2 /  2 /  192     0.10 M body + 0.66 M embeddings (tests)
+    small  384 /  6 /  6 / 1024     10.6 M body + 4.0 M  = 14.6 M (the shipped CPU-trainable default)
+    base   768 / 12 / 12 / 2048     84.9 M body + 8.0 M  = 92.9 M (GPUs; LlamaGen-B's shape)
+    large 1024 / 24 / 16 / 2816      308 M body + 10.6 M = 319 M  (GPU clusters; LlamaGen-L's shape)
+"""
+import json
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from .layout import BOS, EOS, PAD, Layout
+
+PRESETS = {
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=192),
+    "small": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6, intermediate_size=1024),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=2048),
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=2816),
+}
+SAVG_KEY = "savg"  # config.json key holding the layout and the tokenizers' fingerprints
+
+
+def lm_config(preset: str, layout: Layout, tokenizers: dict = None, **overrides) -> LlamaConfig:
+    """LlamaConfig of a preset for `layout`; `tokenizers` (fingerprints, configs) is stored beside the layout."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; one of {sorted(PRESETS)}")
+    cfg = LlamaConfig(vocab_size=layout.vocab_size, max_position_embeddings=layout.seq_len,
+                      pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS, rms_norm_eps=1e-5,
+                      rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                      tie_word_embeddings=False, attention_dropout=0.0, use_cache=True,
+                      **{**PRESETS[preset], **overrides})
+    cfg._attn_implementation = "sdpa"
+    setattr(cfg, SAVG_KEY, {"preset": preset, "layout": layout.to_dict(), "tokenizers": tokenizers or {}})
+    return cfg
+
+
+def build_lm(preset: str, layout: Layout, tokenizers: dict = None, seed: int = 0, **overrides) -> LlamaForCausalLM:
+    """A freshly initialised model (fp32, training mode) of `preset` for `layout`."""
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(lm_config(preset, layout, tokenizers, **overrides))
+    return model.train()
+
+
+def num_parameters(model: torch.nn.Module, body_only: bool = False) -> int:
+    """Parameters of the model; body_only leaves out the input and output embeddings."""
+    emb = {id(p) for m in (model.get_input_embeddings(), model.get_output_embeddings()) for p in m.parameters()}
+    return sum(p.numel() for p in model.parameters() if not (body_only and id(p) in emb))
+
+
+def flops_per_token(config: LlamaConfig, seq_len: int) -> float:
+    """Training FLOPs per token (forward + backward): 6 N_body + 6 N_head + causal attention 6 L d T.
+
+    N_body: the weight matrices of the blocks; N_head: the output projection (the input embedding is a
+    lookup). Attention scores and values cost 2 * 2 * T d per token per layer forward, halved by the causal
+    mask, times 3 for forward + backward.
+    """
+    d, L, f, v = config.hidden_size, config.num_hidden_layers, config.intermediate_size, config.vocab_size
+    kv = config.num_key_value_heads * (d // config.num_attention_heads)
+    body = L * (2 * d * d + 2 * d * kv + 3 * d * f)
+    return 6 * (body + d * v) + 6 * L * d * seq_len
+
+
+def save_lm(model: LlamaForCausalLM, folder) -> None:
+    """save_pretrained the model (its config carries the layout and the tokenizers' fingerprints) and a
+    layout.json beside it."""
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    (folder / "layout.json").write_text(json.dumps(getattr(model.config, SAVG_KEY)["layout"], indent=2) + "\n")
+
+
+def load_lm(folder, device="cpu", dtype=None) -> tuple:
+    """(model in eval mode, Layout, tokenizers dict) from a folder written by save_lm / lm/train.py's export."""
+    model = LlamaForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="sdpa")
+    savg = getattr(model.config, SAVG_KEY, None)
+    if not savg:
+        raise ValueError(f"{folder}: not a savg language model (config.json has no '{SAVG_KEY}' entry)")
+    return model.to(device).eval(), Layout.from_dict(savg["layout"]), savg.get("tokenizers", {})

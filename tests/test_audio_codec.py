@@ -1,0 +1,289 @@
+"""The stereo audio codec: shapes, determinism, save/load, losses, training (one and two processes), bench."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from savg.data.clip_format import DEFAULT_SAMPLE_RATE, num_samples
+from savg.data.stereo import mid_side_gains
+from savg.tokenizers.audio_codec import AudioCodec, AudioCodecConfig, num_parameters, preset
+from savg.tokenizers.audio_discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
+from savg.tokenizers.audio_losses import (MultiScaleMelLoss, StereoImageLoss, direction_errors_deg, ild_errors_db,
+                                          mel_distance, si_sdr_db)
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = DEFAULT_SAMPLE_RATE
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on shared cores more threads only spin-wait."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def panned_tones(batch: int, n: int, seed: int = 0) -> torch.Tensor:
+    """[batch, 2, n] harmonic tones with noise bursts, each panned by the benchmark's mid/side gains."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / SR
+    out = []
+    for _ in range(batch):
+        f0 = rng.uniform(110, 400)
+        mono = sum(np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6)) / h for h in range(1, 6)) * 0.1
+        mono += 0.02 * rng.standard_normal(n) * (np.sin(2 * np.pi * 2 * t) > 0)
+        out.append(mid_side_gains(rng.uniform(-0.8, 0.8))[:, None] * mono * 2)
+    return torch.tensor(np.stack(out), dtype=torch.float32)
+
+
+def tiny(seed: int = 0) -> AudioCodec:
+    torch.manual_seed(seed)
+    return AudioCodec(preset("tiny"))
+
+
+# ---- model ----------------------------------------------------------------------------------------
+def test_config_frame_rate_and_presets():
+    cfg = preset("small")
+    assert cfg.frame_rate == 40 and cfg.frame_rate % 4 == 0 and cfg.hop == 400
+    assert cfg.kbps <= 3.0  # at most half of Opus at 6 kb/s
+    with pytest.raises(ValueError, match="multiple of 4"):
+        AudioCodecConfig(strides=(4, 5, 5, 3))  # 16000 / 300 Hz is no integer
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("huge")
+    sizes = [num_parameters(preset(p)) for p in ("tiny", "small", "base", "large")]
+    assert sizes == sorted(sizes)
+    stored = sum(t.numel() for t in AudioCodec(preset("small")).state_dict().values())
+    assert stored * 2 <= 6e6  # the small preset's checkpoint fits 6 MB in bf16
+
+
+def test_waveform_front_end():
+    torch.manual_seed(0)
+    model = AudioCodec(preset("tiny", stft_hop=0, strides=(4, 5, 5, 4), base_channels=2, max_channels=0))
+    x = panned_tones(2, 4000)
+    y, codes, _ = model(x)
+    assert y.shape == x.shape and codes.shape == (2, 10, 2)
+    assert model.eval().decode(model.encode(x)).shape == (2, 2, 4000)
+
+
+def test_encode_decode_shapes():
+    model = tiny().eval()
+    cfg = model.config
+    audio = panned_tones(3, SR)
+    codes = model.encode(audio)
+    assert codes.shape == (3, SR // cfg.hop, cfg.num_quantizers) and codes.dtype == torch.int64
+    assert int(codes.min()) >= 0 and int(codes.max()) < cfg.codebook_size
+    assert model.decode(codes).shape == (3, 2, SR)
+    single = model.encode(audio[0].numpy())  # numpy [2, N]
+    assert single.shape == (SR // cfg.hop, cfg.num_quantizers)
+    assert torch.equal(single, codes[0])
+    assert model.decode(single).shape == (2, SR)
+    odd = model.encode(audio[0, :, :SR - 7])  # padded up to whole frames
+    assert odd.shape[0] == SR // cfg.hop
+    assert model.decode(odd, length=SR - 7).shape == (2, SR - 7)
+    assert model.encode(audio, n_q=1).shape == (3, SR // cfg.hop, 1)
+    assert model.decode(codes[..., :1]).shape == (3, 2, SR)  # coarse level alone (quantizer dropout)
+
+
+def test_forward_and_full_clip():
+    model = tiny()
+    x = panned_tones(2, 4000)
+    y, codes, commit = model(x)
+    assert y.shape == x.shape and codes.shape == (2, 4000 // model.config.hop, model.config.num_quantizers)
+    assert commit.dim() == 0 and torch.isfinite(commit)
+    clip = model.eval().encode(torch.zeros(2, num_samples(SR)))
+    assert clip.shape == (5 * model.config.frame_rate, model.config.num_quantizers)
+
+
+def test_truncated_keeps_the_coarse_levels():
+    model = AudioCodec(preset("tiny", num_quantizers=3, quantizer_dropout_min_levels=2))
+    x = panned_tones(2, 4000)
+    model(x)
+    model.eval()
+    short = model.truncated(2)
+    assert short.config.num_quantizers == 2 and short.config.quantizer_dropout_min_levels == 2
+    assert torch.equal(short.encode(x), model.encode(x, n_q=2))
+    assert torch.allclose(short.decode(short.encode(x)), model.decode(model.encode(x, n_q=2)))
+    with pytest.raises(ValueError):
+        model.truncated(4)
+
+
+def test_determinism():
+    a, b = tiny(seed=1), tiny(seed=1)
+    x = panned_tones(2, 4000)
+    for m in (a, b):  # k-means initialisation from the same batch and the same random draws
+        torch.manual_seed(0)
+        m(x)
+    a.eval(), b.eval()
+    assert torch.equal(a.encode(x), b.encode(x))
+    assert torch.equal(a.encode(x), a.encode(x))
+    assert torch.equal(a.decode(a.encode(x)), b.decode(b.encode(x)))
+    assert a.fingerprint() == b.fingerprint() != tiny(seed=2).fingerprint()
+
+
+def test_save_load_identical_codes(tmp_path):
+    model = tiny()
+    x = panned_tones(2, 4000)
+    model(x)
+    model.eval()
+    fp = model.save_pretrained(tmp_path / "fp32", dtype=torch.float32)
+    loaded = AudioCodec.from_pretrained(tmp_path / "fp32")
+    assert fp == loaded.fingerprint(torch.float32) == model.fingerprint(torch.float32)
+    assert torch.equal(loaded.encode(x), model.encode(x))
+    assert torch.equal(loaded.decode(loaded.encode(x)), model.decode(model.encode(x)))
+
+    fp16 = model.save_pretrained(tmp_path / "bf16")  # the shipped format
+    assert fp16 == model.fingerprint()
+    a, b = AudioCodec.from_pretrained(tmp_path / "bf16"), AudioCodec.from_pretrained(tmp_path / "bf16")
+    assert a.fingerprint() == fp16 and torch.equal(a.encode(x), b.encode(x))
+    assert json.loads((tmp_path / "bf16" / "config.json").read_text())["fingerprint"] == fp16
+
+    record = json.loads((tmp_path / "bf16" / "config.json").read_text())
+    record["config"]["codebook_size"] = 32  # a config that does not match the weights
+    (tmp_path / "bf16" / "config.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="fingerprint"):
+        AudioCodec.from_pretrained(tmp_path / "bf16")
+    with pytest.raises(FileNotFoundError):
+        AudioCodec.from_pretrained(tmp_path / "missing")
+
+
+def test_shipped_checkpoint():
+    folder = ROOT / "checkpoints" / "audio_codec"
+    assert (folder / "model.safetensors").stat().st_size <= 6e6 and (folder / "CARD.md").is_file()
+    codec = AudioCodec.from_pretrained(folder)
+    cfg = codec.config
+    assert cfg.frame_rate % 4 == 0 and cfg.kbps <= 3.0 and cfg.sample_rate == SR
+    x = panned_tones(1, SR)[0]
+    codes = codec.encode(x)
+    assert codes.shape == (cfg.frame_rate, cfg.num_quantizers)
+    assert codec.decode(codes).shape == (2, SR)
+
+
+# ---- losses and measures --------------------------------------------------------------------------
+def test_stereo_losses_see_the_image():
+    x = panned_tones(2, 8000)
+    mel, stereo = MultiScaleMelLoss(SR), StereoImageLoss(SR)
+    assert float(mel(x, x)) == 0.0
+    ild, ipd = stereo(x, x)
+    assert float(ild) < 1e-4 and float(ipd) < 1e-4
+    swapped = x.flip(1)  # same per-channel spectra in the mean, opposite image
+    ild_s, _ = stereo(swapped, x)
+    assert float(ild_s) > 0.3  # > 3 dB mean level-difference error
+    _, ipd_s = stereo(torch.stack([x[:, 0], -x[:, 1]], 1), x)  # right channel inverted: phase only
+    assert float(ipd_s) > 1.0
+
+
+def test_measures():
+    x = panned_tones(1, 2 * SR)[0].numpy()
+    assert mel_distance(x, x, SR) == 0.0
+    assert np.median(ild_errors_db(x, x, SR)) == 0.0 and np.median(direction_errors_deg(x, x, SR)) == 0.0
+    assert si_sdr_db(x, 0.5 * x) > 100
+    assert np.median(ild_errors_db(x, x[::-1], SR)) > 1.0
+    noisy = x + 0.01 * np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
+    assert 10 < si_sdr_db(x, noisy) < 40
+
+
+def test_discriminator():
+    disc = MultiScaleSTFTDiscriminator(SR, filters=4)
+    x, y = panned_tones(2, 4000), panned_tones(2, 4000, seed=1)
+    real, fake = disc(x), disc(y)
+    assert len(real) == 3 and all(r[0].dim() == 4 for r in real)
+    d = discriminator_loss(real, fake)
+    adv, fm = generator_losses(real, fake)
+    assert all(torch.isfinite(v) for v in (d, adv, fm))
+    d.backward()
+    assert all(p.grad is not None for p in disc.parameters())
+
+
+def test_loss_decreases():
+    model = tiny()
+    mel, stereo = MultiScaleMelLoss(SR), StereoImageLoss(SR)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    x = panned_tones(4, 4000)
+    history = []
+    for _ in range(25):
+        y, _, commit = model(x)
+        ild, ipd = stereo(y, x)
+        loss = mel(y, x) + 2 * ild + 0.3 * ipd + commit
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    assert np.mean(history[-5:]) < 0.8 * np.mean(history[:5])
+
+
+# ---- training script ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, script):
+    root = tmp_path_factory.mktemp("synth")
+    script("make_synthetic").main(["--out", str(root), "--num-dev", "2", "--num-eval", "1", "--seed", "0"])
+    return root
+
+
+def train_args(data, out, steps, *extra):
+    return ["--data", str(data), "--out", str(out), "--preset", "tiny", "--steps", str(steps), "--batch", "2",
+            "--segment-s", "0.25", "--eval-every", "2", "--eval-clips", "1", "--ckpt-every", "1", "--log-every", "1",
+            "--no-progress", "--bf16", "0", *extra]
+
+
+def test_train_script_resume_and_outputs(dataset, tmp_path, script):
+    train = script("train_audio_codec")
+    out = tmp_path / "run"
+    train.main(train_args(dataset, out, 2, "--adv-start", "1"))
+    assert (dataset / "audio_cache" / "dev_16000.npy").is_file()
+    cache = np.load(dataset / "audio_cache" / "dev_16000.npy")
+    assert cache.shape == (2, 2, num_samples(SR)) and cache.dtype == np.float32
+    first = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert first["step"] == 2
+    train.main(train_args(dataset, out, 3, "--adv-start", "1"))  # resumes at step 2
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3] and "disc" in log[-1]
+    evals = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in evals] == [2, 3]
+    assert {"mel_distance", "ild_error_db", "direction_error_deg", "codebook_usage"} <= set(evals[0])
+    assert sorted(p.name for p in (out / "samples").glob("*.wav"))[:1] == ["synth_eval_00000_ref.wav"]
+    model = AudioCodec.from_pretrained(out / "model")
+    assert model.meta["step"] == 3
+    assert json.loads((out / "run.json").read_text())["resumed"] == 1
+    with pytest.raises(ValueError, match="other settings"):
+        train.main(train_args(dataset, out, 4, "--lr", "1e-2"))
+
+
+def test_train_two_processes(dataset, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           str(ROOT / "scripts" / "train_audio_codec.py"), *train_args(dataset, out, 2)]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["world_size"] == 2
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 2
+    assert AudioCodec.from_pretrained(out / "model").meta["step"] == 2
+
+
+# ---- bench ----------------------------------------------------------------------------------------
+def test_bench_json(tmp_path, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_audio_codec", ROOT / "bench" / "audio_codec.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    x = panned_tones(1, SR)[0].numpy()
+    back = bench.opus_roundtrip(x, SR, 12)
+    assert back.shape == x.shape and si_sdr_db(x, back) > 5
+    model = tiny()
+    model(panned_tones(2, 4000))
+    model.save_pretrained(tmp_path / "codec")
+    bench.main(["--model", str(tmp_path / "codec"), "--clips", "2", "--levels", "1"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("kbps", "mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "codebook_usage",
+                "encode_rtf", "decode_rtf"):
+        assert key in result
+        for prefix in ("opus6_", "opus12_"):
+            if key in ("mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg"):
+                assert prefix + key in result

@@ -1,0 +1,118 @@
+"""lm/train.py end to end on a tiny cache of random codes: one process, two DeepSpeed processes, kill and resume.
+
+Each run is a subprocess (DeepSpeed initialises torch.distributed once per process). DeepSpeed JIT-builds its
+CPU comm op on the first run (~16 s; cached in TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions).
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from savg.lm.data import write_random_cache
+from savg.lm.layout import Layout
+from savg.lm.model import load_lm
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = REPO / "lm" / "train.py"
+USED_CODES = 4  # codes drawn from 4 values per codebook: a learnable distribution (entropy log 4)
+STEPS = 8
+COMMON = ["--preset", "tiny", "--steps", str(STEPS), "--warmup", "2", "--lr", "3e-3", "--micro-batch", "1",
+          "--grad-accum", "2", "--log-every", "4", "--eval-every", "4", "--save-every", "3", "--val-fraction", "0.2"]
+
+
+def tiny_layout():
+    """A short sequence (3 x 4 codes per frame, 8 Hz audio: 342 tokens) keeps the runs cheap."""
+    return Layout(video_codebook=256, grid=(3, 4), audio_frame_rate=8, audio_levels=2, audio_codebook=64)
+
+
+def run(args, launcher=(sys.executable,), env=None, check=True):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1", **(env or {})}
+    proc = subprocess.run([*map(str, launcher), str(TRAIN), *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def log(out) -> list:
+    return [json.loads(line) for line in (Path(out) / "log.jsonl").read_text().splitlines()]
+
+
+def train_loss(out, step):
+    return [r["train/loss"] for r in log(out) if r["step"] == step and "train/loss" in r][-1]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lm") / "cache"
+    write_random_cache(folder, tiny_layout(), clips=10, seed=0, used_codes=USED_CODES)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(cache):
+    out = cache.parent / "uninterrupted"
+    run(["--cache", cache, "--out", out, *COMMON])
+    return out
+
+
+def test_tiny_model_learns_and_reports_per_modality_held_out_loss(uninterrupted):
+    first, last = train_loss(uninterrupted, 1), train_loss(uninterrupted, STEPS)
+    assert last < first - 1.0, (first, last)
+    val = [r for r in log(uninterrupted) if "val/loss" in r]
+    assert [r["step"] for r in val] == [4, 8]
+    assert set(val[-1]) >= {"val/video", "val/audio0", "val/audio1"}
+    assert val[-1]["val/video"] < val[0]["val/video"] < torch.log(torch.tensor(256.0))
+    perf = [r for r in log(uninterrupted) if "perf/tokens_per_s" in r]
+    assert perf and all(r["perf/tokens_per_s"] > 0 and 0 < r["perf/mfu"] for r in perf)
+    assert list((uninterrupted / "tb").glob("events.out.tfevents.*"))
+
+
+def test_export_carries_layout_and_tokenizer_fingerprints(uninterrupted):
+    model, layout, tokenizers = load_lm(uninterrupted / "model")
+    assert layout == tiny_layout() and model.config.max_position_embeddings == layout.seq_len
+    assert tokenizers["video_tokenizer"]["fingerprint"] == "random-video"
+    assert tokenizers["audio_codec"]["fingerprint"] == "random-audio"
+    assert model.config.savg["step"] == STEPS and model.config.savg["loss_on"] == "both"
+    assert Layout.load(uninterrupted / "model" / "layout.json") == layout
+
+
+def test_killed_run_resumes_to_the_same_loss(cache, uninterrupted):
+    out = cache.parent / "killed"
+    proc = run(["--cache", cache, "--out", out, *COMMON, "--kill-at-step", "5"], check=False)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step00000003"
+    assert not (out / "model").exists() and max(r["step"] for r in log(out)) == 5
+    resumed = run(["--cache", cache, "--out", out, *COMMON])
+    assert "resumed from" in resumed.stdout and "at step 3" in resumed.stdout
+    for step in (4, 6, STEPS):
+        assert train_loss(out, step) == pytest.approx(train_loss(uninterrupted, step), rel=1e-6, abs=1e-6)
+    assert sorted(p.name for p in (out / "checkpoints").glob("step*")) == ["step00000006", "step00000008"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_deepspeed_launcher_two_cpu_processes_zero3_audio_only(cache, tmp_path):
+    config = json.loads((REPO / "lm" / "configs" / "zero3.json").read_text())  # bf16 ZeRO-3, as on GPUs
+    (tmp_path / "zero3.json").write_text(json.dumps(config))
+    out = tmp_path / "run"
+    run(["--cache", cache, "--out", out, "--deepspeed_config", tmp_path / "zero3.json", "--preset", "tiny",
+         "--steps", "2", "--micro-batch", "1", "--grad-accum", "1", "--warmup", "1", "--eval-every", "2",
+         "--val-fraction", "0.2", "--loss-on", "audio"],
+        launcher=[str(Path(sys.executable).parent / "deepspeed"), "--num_gpus", "2", "--master_port", free_port()],
+        env={"OMP_NUM_THREADS": "1"})
+    assert json.loads((out / "run.json").read_text())["world_size"] == 2
+    val = [r for r in log(out) if "val/loss" in r][-1]
+    assert val["val/loss"] == pytest.approx((val["val/audio0"] + val["val/audio1"]) / 2)  # equal token counts
+    model, layout, _ = load_lm(out / "model")
+    assert layout == tiny_layout() and model.lm_head.weight.float().std() > 0
+    assert model.config.savg["loss_on"] == "audio"

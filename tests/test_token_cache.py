@@ -1,0 +1,163 @@
+"""scripts/tokenize_dataset.py and savg.data.token_cache with tiny random-weight tokenizers."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from savg.data import token_cache as tc
+from savg.data.clip_format import DEFAULT_SAMPLE_RATE, FRAME_SIZE, NUM_FRAMES, Clip, num_samples
+from savg.data.clip_io import read_clip, write_clip
+from savg.data.svgsa24 import read_labels, write_labels
+from savg.tokenizers.audio_codec import AudioCodec
+from savg.tokenizers.audio_codec import preset as audio_preset
+from savg.tokenizers.video_tokenizer import VideoTokenizer
+from savg.tokenizers.video_tokenizer import preset as video_preset
+
+GOOD = ("a", "b", "c")  # a: labels, b: empty labels, c: no label file; d: corrupt video; e: malformed labels
+
+
+def _clip(seed):
+    """A clip whose left and right differ (so mirroring changes its codes)."""
+    rng = np.random.default_rng(seed)
+    video = rng.integers(0, 60, (NUM_FRAMES, FRAME_SIZE, FRAME_SIZE, 3), dtype=np.uint8)
+    video[:, :, : FRAME_SIZE // 3] += np.uint8(150 + seed)
+    t = np.arange(num_samples(DEFAULT_SAMPLE_RATE)) / DEFAULT_SAMPLE_RATE
+    tone = np.sin(2 * np.pi * (300 + 50 * seed) * t)
+    audio = np.stack([0.5 * tone, 0.1 * tone + 0.05 * rng.standard_normal(t.size)]).astype(np.float32)
+    return Clip(video, audio)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tok")
+    data = root / "data"
+    (data / "video_dev").mkdir(parents=True)
+    for i, name in enumerate(GOOD):
+        write_clip(data / "video_dev" / f"{name}.mp4", _clip(i))
+    write_labels(data / "metadata_dev" / "a.csv", [(0, 0, 40, 20), (10, 9, 200, 100)])
+    write_labels(data / "metadata_dev" / "b.csv", [])
+    (data / "video_dev" / "d.mp4").write_bytes(b"\x00not an mp4" * 100)
+    write_clip(data / "video_dev" / "e.mp4", _clip(4))
+    (data / "metadata_dev" / "e.csv").write_text("0,0,10\n")
+    initialised(VideoTokenizer, 0).save_pretrained(root / "video")
+    initialised(AudioCodec, 0).save_pretrained(root / "audio")
+    initialised(AudioCodec, 1).save_pretrained(root / "other_audio")
+    torch.manual_seed(0)
+    VideoTokenizer(video_preset("tiny")).save_pretrained(root / "untrained_video")
+    return root
+
+
+def initialised(cls, seed):
+    """A tiny random-weight tokenizer whose codebooks are initialised (an untrained one initialises them from the
+    first data it encodes, so its codes would depend on what it saw first)."""
+    torch.manual_seed(seed)
+    model = cls(video_preset("tiny") if cls is VideoTokenizer else audio_preset("tiny"))
+    clip = _clip(9)
+    model.encode(clip.video[:2]) if cls is VideoTokenizer else model.encode(clip.audio)
+    return model
+
+
+def tokenize(script, world, out, *extra):
+    args = ["--data", world / "data", "--split", "dev", "--video-tokenizer", world / "video", "--audio-codec",
+            world / "audio", "--out", out, "--batch-size", "2", "--clips-per-shard", "2", "--read-threads", "1", *extra]
+    return script("tokenize_dataset").main([str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def mirrored_cache(script, world):
+    out = world / "cache_mirror"
+    tokenize(script, world, out, "--mirror")
+    return out
+
+
+def test_rows_equal_encoding_the_clips_and_their_mirrors(world, mirrored_cache):
+    ds = tc.load_token_cache(mirrored_cache, "dev", video_tokenizer=world / "video", audio_codec=world / "audio")
+    assert len(ds) == 2 * len(GOOD)
+    assert ds[0]["video"].dtype == torch.int16 and ds[0]["audio"].dtype == torch.int16
+    vtok, codec = VideoTokenizer.from_pretrained(world / "video"), AudioCodec.from_pretrained(world / "audio")
+    rows = {(r["id"], bool(r["mirrored"])): r for r in ds}
+    assert set(rows) == {(n, m) for n in GOOD for m in (False, True)}
+    for name in GOOD:
+        clip = read_clip(world / "data" / "video_dev" / f"{name}.mp4", sample_rate=codec.config.sample_rate)
+        for mirrored, c in ((False, clip), (True, clip.mirrored())):
+            row = rows[(name, mirrored)]
+            assert torch.equal(row["video"].long(), vtok.encode(c.video)), (name, mirrored)
+            assert torch.equal(row["audio"].long(), codec.encode(c.audio)), (name, mirrored)
+        assert not torch.equal(rows[(name, False)]["video"], rows[(name, True)]["video"])
+    labels = read_labels(world / "data" / "metadata_dev" / "a.csv")
+    assert np.allclose(np.array(rows[("a", False)]["labels"])[:, 2], labels["x"])
+    assert np.allclose(np.array(rows[("a", True)]["labels"])[:, 2], 256 - labels["x"])
+    assert rows[("b", False)]["has_labels"] and rows[("b", False)]["labels"] == []
+    assert not rows[("c", False)]["has_labels"]
+
+
+def test_bad_clips_are_listed_with_the_reason(mirrored_cache):
+    errors = [line.split("\t") for line in (mirrored_cache / "errors.tsv").read_text().splitlines()]
+    assert [(s, Path(p).name) for s, p, _ in errors] == [("dev", "d.mp4"), ("dev", "e.mp4")]
+    assert "expected 4 fields" in errors[1][2]
+    meta = tc.read_metadata(mirrored_cache)
+    assert meta["splits"]["dev"] == {"clips": 5, "shards": 3, "shards_done": 3, "rows": 6, "errors": 2}
+    assert meta["mirror"] and meta["layout"]["audio_levels"] == audio_preset("tiny").num_quantizers
+    stored = json.loads((Path(meta["video_tokenizer"]["path"]) / "config.json").read_text())
+    assert meta["video_tokenizer"]["fingerprint"] == stored["fingerprint"]
+
+
+def test_fingerprint_mismatch_is_refused(script, world, mirrored_cache):
+    with pytest.raises(tc.CacheMismatchError, match="audio codec has fingerprint .* but the one given has"):
+        tc.load_token_cache(mirrored_cache, "dev", audio_codec=world / "other_audio")
+    with pytest.raises(tc.CacheMismatchError, match="audio_codec"):  # no mixing codes of two codecs in one cache
+        args = ["--data", world / "data", "--video-tokenizer", world / "video", "--audio-codec", world / "other_audio",
+                "--out", mirrored_cache, "--mirror", "--clips-per-shard", "2"]
+        script("tokenize_dataset").main([str(a) for a in args])
+
+
+def test_a_tokenizer_that_changes_while_encoding_is_refused(script, world):
+    args = ["--data", world / "data", "--video-tokenizer", world / "untrained_video", "--audio-codec", world / "audio",
+            "--out", world / "cache_untrained", "--clips-per-shard", "2"]
+    with pytest.raises(RuntimeError, match="codebook was not initialised"):
+        script("tokenize_dataset").main([str(a) for a in args])
+    assert not list((world / "cache_untrained" / "data").glob("*.parquet"))
+
+
+def _tables(cache):
+    return {p.name: pq.read_table(p) for p in sorted((cache / "data").glob("*.parquet"))}
+
+
+def test_interrupted_and_sharded_runs_make_the_same_shards(script, world, monkeypatch):
+    reference = world / "cache_plain"
+    tokenize(script, world, reference)
+    # job 1 of 2 writes its shard (1), then the full job is killed while writing its first remaining shard
+    resumed = world / "cache_resumed"
+    tokenize(script, world, resumed, "--num-shards", "2", "--shard-index", "1")
+    assert [p.name for p in sorted((resumed / "data").glob("*.parquet"))] == ["dev-00001-of-00003.parquet"]
+    written = (resumed / "data" / "dev-00001-of-00003.parquet").stat().st_mtime_ns
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(tc, "write_shard", killed)
+        with pytest.raises(KeyboardInterrupt):
+            tokenize(script, world, resumed)
+    with pytest.raises(ValueError, match="1 of 3 shards"):
+        tc.load_token_cache(resumed, "dev")
+    tokenize(script, world, resumed)
+    assert (resumed / "data" / "dev-00001-of-00003.parquet").stat().st_mtime_ns == written  # skipped, not redone
+    ref, got = _tables(reference), _tables(resumed)
+    assert list(ref) == list(got) and all(ref[k].equals(got[k]) for k in ref)
+    assert (reference / "errors.tsv").read_text() == (resumed / "errors.tsv").read_text()
+
+
+def test_torchrun_ranks_take_their_own_shards(script, world, monkeypatch):
+    out = world / "cache_ranks"
+    for rank in (1, 0):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        tokenize(script, world, out)
+        if rank == 1:
+            assert [p.name for p in sorted((out / "data").glob("*.parquet"))] == ["dev-00001-of-00003.parquet"]
+    assert tc.read_metadata(out)["splits"]["dev"]["shards_done"] == 3
+    assert len(tc.load_token_cache(out, "dev")) == len(GOOD)

@@ -1,0 +1,50 @@
+"""Generic trainer helpers: atomic checkpoints, run records, seeding, single-process set-up."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from savg.tokenizers import train_utils as tu
+
+
+def test_checkpoint_roundtrip_is_atomic(tmp_path):
+    path = tmp_path / "ckpt" / tu.CHECKPOINT_NAME
+    assert tu.load_checkpoint(path) is None  # a fresh run
+    tu.save_checkpoint(path, {"step": 3, "w": torch.arange(4)})
+    tu.save_checkpoint(path, {"step": 4, "w": torch.arange(5)})
+    state = tu.load_checkpoint(path)
+    assert state["step"] == 4 and torch.equal(state["w"], torch.arange(5))
+    assert [p.name for p in path.parent.iterdir()] == [tu.CHECKPOINT_NAME]  # no temp files left
+
+
+def test_run_record_refuses_other_settings(tmp_path):
+    rec = tu.write_run_record(tmp_path, {"lr": 1e-3, "strides": (4, 5)}, seed=0, extra={"steps": 10})
+    assert rec["config"]["strides"] == [4, 5] and rec["steps"] == 10
+    again = tu.write_run_record(tmp_path, {"lr": 1e-3, "strides": (4, 5)}, seed=0, extra={"steps": 20})
+    assert again["resumed"] == 1 and again["steps"] == 20
+    assert json.loads((tmp_path / tu.RUN_RECORD_NAME).read_text())["resumed"] == 1
+    with pytest.raises(ValueError, match="lr"):
+        tu.write_run_record(tmp_path, {"lr": 1e-2, "strides": (4, 5)}, seed=0)
+    with pytest.raises(ValueError, match="seed"):
+        tu.write_run_record(tmp_path, {"lr": 1e-3, "strides": (4, 5)}, seed=1)
+
+
+def test_seed_and_rng_state():
+    tu.seed_everything(5)
+    state = tu.rng_state()
+    a = (np.random.rand(), torch.rand(1))
+    tu.set_rng_state(state)
+    assert (np.random.rand(), torch.rand(1)) == a
+
+
+def test_single_process_setup(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    d = tu.setup_distributed("cpu")
+    assert (d.rank, d.world_size, d.is_main, d.enabled) == (0, 1, True, False)
+    x = torch.tensor([2.0])
+    assert torch.equal(tu.all_reduce_mean(x, d), x)
+    tu.barrier(d)
+    model = torch.nn.Linear(2, 2)
+    assert tu.unwrap(model) is model

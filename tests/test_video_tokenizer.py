@@ -1,0 +1,194 @@
+"""Video tokenizer: shapes and black bars, determinism, save/load, learning, trainer resume, two-process DDP."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from savg.data.clip_format import FRAME_SIZE, NUM_FRAMES, PICTURE_BOTTOM, PICTURE_TOP, letterbox
+from savg.tokenizers.video_losses import code_stats, psnr_db, reconstruction_loss, ssim
+from savg.tokenizers.video_tokenizer import VideoTokenizer, num_parameters, preset, to_model
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = (9, 16)
+
+
+def frames(n=4, seed=0) -> np.ndarray:
+    """Smooth random letterboxed frames uint8 [n, 256, 256, 3] (colour gradients plus a box)."""
+    rng = np.random.default_rng(seed)
+    h, w = FRAME_SIZE - 2 * PICTURE_TOP, FRAME_SIZE
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    pics = []
+    for _ in range(n):
+        a = rng.uniform(0, 255, (3, 3))
+        pic = a[:, 0, None, None] * (1 - yy) + a[:, 1, None, None] * xx + a[:, 2, None, None] * yy * (1 - xx) / 2
+        pic = np.moveaxis(pic, 0, -1)
+        y0, x0 = rng.integers(0, h - 32), rng.integers(0, w - 48)
+        pic[y0:y0 + 32, x0:x0 + 48] = rng.uniform(0, 255, 3)
+        pics.append(pic)
+    return letterbox(np.clip(np.stack(pics), 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: the tests share 2 cores with other work (oversubscribed threads crawl)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = VideoTokenizer(preset("tiny"))
+    m.init_codebook(to_model(torch.from_numpy(frames(8, seed=1))), batch_frames=2)  # as training starts
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A small procedural dataset (3 dev clips, 1 eval clip)."""
+    out = tmp_path_factory.mktemp("synth") / "data"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_synthetic.py"), "--out", str(out), "--num-dev", "3",
+                    "--num-eval", "1", "--seed", "0"], check=True, cwd=out.parent, stdout=subprocess.DEVNULL)
+    return out
+
+
+def test_presets_shapes():
+    for name in ("tiny", "small", "base", "large"):
+        cfg = preset(name)
+        assert cfg.grid == GRID and cfg.downsample == 16
+    assert num_parameters(preset("tiny")) < 200_000
+    assert 2_000_000 < num_parameters(preset("small")) < 7_000_000  # <= 15 MB in bf16
+
+
+def test_patch_size_keeps_the_grid():
+    cfg = preset("tiny", patch_size=4, channel_mult=(1, 2, 2))  # 4 x 2^2 = 16x
+    m = VideoTokenizer(cfg).eval()
+    assert cfg.grid == GRID and m.last_layer().shape[0] == 3 * 16
+    assert m.decode(m.encode(frames(1))).shape == (1, FRAME_SIZE, FRAME_SIZE, 3)
+
+
+def test_encode_decode_shapes_and_bars(model):
+    x = frames(4)
+    x[:, :PICTURE_TOP] = 200  # garbage in the bars is ignored and replaced by black
+    x[:, PICTURE_BOTTOM:] = 50
+    codes = model.encode(x)
+    assert codes.shape == (4, *GRID) and codes.dtype == torch.int64
+    assert 0 <= codes.min() and codes.max() < model.config.codebook_size
+    assert torch.equal(model.encode(frames(4)), codes)
+    y = model.decode(codes)
+    assert y.shape == (4, FRAME_SIZE, FRAME_SIZE, 3) and y.dtype == torch.uint8
+    assert y[:, :PICTURE_TOP].eq(0).all() and y[:, PICTURE_BOTTOM:].eq(0).all()
+    batched = model.encode(np.stack([frames(4), frames(4, seed=2)]))  # [B, T, ...] -> [B, T, 9, 16]
+    assert batched.shape == (2, 4, *GRID) and torch.equal(batched[0], codes)
+    assert model.decode(batched).shape == (2, 4, FRAME_SIZE, FRAME_SIZE, 3)
+
+
+def test_decode_matches_forward(model):
+    x = to_model(torch.from_numpy(frames(2)))
+    with torch.no_grad():
+        y, codes, _ = model(x)
+        assert torch.allclose(model.decoder(model.dequantize(codes)), y, atol=1e-5)
+
+
+def test_deterministic(model):
+    x = frames(3, seed=3)
+    c1, c2 = model.encode(x), model.encode(x.copy())
+    assert torch.equal(c1, c2)
+    assert torch.equal(model.decode(c1), model.decode(c2))
+    assert not model.training
+
+
+def test_save_load_identical_codes(model, tmp_path):
+    x = frames(4, seed=4)
+    fp = model.save_pretrained(tmp_path / "fp32", dtype=torch.float32)
+    loaded = VideoTokenizer.from_pretrained(tmp_path / "fp32")
+    assert loaded.fingerprint_ == fp == model.fingerprint(torch.float32)
+    assert torch.equal(loaded.encode(x), model.encode(x))
+    assert torch.equal(loaded.decode(model.encode(x)), model.decode(model.encode(x)))
+    fp16 = model.save_pretrained(tmp_path / "bf16", meta={"note": "test"})  # the shipped form
+    a, b = VideoTokenizer.from_pretrained(tmp_path / "bf16"), VideoTokenizer.from_pretrained(tmp_path / "bf16")
+    assert a.fingerprint_ == fp16 == model.fingerprint() and a.meta == {"note": "test"}
+    assert torch.equal(a.encode(x), b.encode(x))
+    assert a.fingerprint(torch.bfloat16) == fp16  # reloaded weights hash the same
+
+
+def test_measures():
+    x = frames(2)[:, PICTURE_TOP:PICTURE_BOTTOM]
+    assert torch.allclose(ssim(x, x), torch.ones(2, dtype=torch.float64))
+    noisy = np.clip(x + np.random.default_rng(0).normal(0, 8, x.shape), 0, 255).astype(np.uint8)
+    assert 25 < float(psnr_db(x, noisy).mean()) < 32 and float(ssim(x, noisy).mean()) < 1
+    stats = code_stats(torch.tensor([0, 1, 1, 3]), 4)
+    assert stats["codebook_usage"] == 0.75 and 2 < stats["perplexity"] < 3
+
+
+def test_training_steps_lower_the_loss():
+    torch.manual_seed(0)
+    m = VideoTokenizer(preset("tiny")).train()
+    x = to_model(torch.from_numpy(frames(2, seed=5)))[..., 32:96, 64:192]  # 64x128 crops: 4x8 codes
+    opt = torch.optim.Adam(m.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(20):
+        y, _, commit = m(x)
+        loss = reconstruction_loss(y, x) + commit
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+
+
+def _train_args(dataset, out, steps, *extra):
+    return ["--data", str(dataset), "--out", str(out), "--preset", "tiny", "--steps", str(steps), "--batch", "2",
+            "--warmup", "2", "--init-frames", "8", "--eval-every", "3", "--eval-clips", "1", "--ckpt-every", "2",
+            "--log-every", "1", "--no-progress", "--threads", "1", *extra]
+
+
+def test_trainer_writes_outputs_and_resumes(script, dataset, tmp_path):
+    train = script("train_video_tokenizer")
+    out = tmp_path / "run"
+    train.main(_train_args(dataset, out, 3, "--adv-start", "1"))
+    train.main(_train_args(dataset, out, 5, "--adv-start", "1"))  # resumes at step 3
+    logged = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert logged == [1, 2, 3, 4, 5]
+    assert "adv" in json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])
+    evals = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [3, 5] and all(0 < e["codebook_usage"] <= 1 for e in evals)
+    assert (out / "samples" / "step000005.png").read_bytes().startswith(b"\x89PNG")
+    assert json.loads((out / "run.json").read_text())["resumed"] == 1
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 5
+    m = VideoTokenizer.from_pretrained(out / "model")
+    assert m.meta["step"] == 5 and m.encode(frames(1)).shape == (1, *GRID)
+    with pytest.raises(ValueError):  # another config into the same folder is refused
+        train.main(_train_args(dataset, out, 6, "--lr", "1e-3"))
+
+
+def test_torchrun_two_processes(dataset, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as sock:  # a free port for the static rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(port),
+           str(ROOT / "scripts" / "train_video_tokenizer.py"), *_train_args(dataset, out, 3, "--adv-start", "1")]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: a hang kills the workers too
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"two-process run hung:\n{err[-3000:]}")
+    assert proc.returncode == 0, err[-3000:]
+    assert json.loads((out / "run.json").read_text())["config"]["world_size"] == 2
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert [json.loads(line)["step"] for line in (out / "eval_log.jsonl").read_text().splitlines()] == [3]

@@ -1,0 +1,145 @@
+"""Small generic helpers for tokenizer trainers: seeding, torchrun/DDP set-up, atomic checkpoints, resume,
+and the run record (config + seed + command) written beside the outputs.
+
+DDP: launched by `torchrun --nproc_per_node N script.py ...`, the env vars RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR, MASTER_PORT are set; `setup_distributed` then opens a process group (gloo on CPU, nccl on CUDA).
+Without them everything runs as a single process (rank 0 of 1).
+"""
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+CHECKPOINT_NAME = "checkpoint.pt"
+RUN_RECORD_NAME = "run.json"
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device: str = None) -> Dist:
+    """Open the process group when started by torchrun (env vars present); else a single process.
+    device: 'cpu', 'cuda' or None (cuda when available). On CUDA each rank takes GPU LOCAL_RANK."""
+    want = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return Dist(device=torch.device(want))
+    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+    if want == "cuda":
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    else:
+        dev = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if want == "cuda" else "gloo", rank=rank, world_size=world)
+    return Dist(rank, world, local, dev)
+
+
+def teardown_distributed() -> None:
+    """Leave the process group. Callers drop their DDP wrappers first: destroying the group while gloo's worker
+    threads still hold DDP's tensors deadlocked about 1 run in 8 (torch 2.13); a short pause lets them finish."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        time.sleep(0.2)
+        dist.destroy_process_group()
+
+
+def barrier(d: Dist) -> None:
+    if d.enabled:
+        dist.barrier()
+
+
+def all_reduce_mean(x: torch.Tensor, d: Dist) -> torch.Tensor:
+    """Mean of a tensor over ranks (a copy; unchanged in a single process)."""
+    x = x.detach().clone()
+    if d.enabled:
+        dist.all_reduce(x)
+        x /= d.world_size
+    return x
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(path, state: dict) -> None:
+    """torch.save `state` to `path` atomically (a temp file renamed over it: a kill never leaves half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict | None:
+    """The state saved at `path`, or None when there is none (a fresh run)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if hasattr(model, "module") else model
+
+
+def write_run_record(out_dir, config: dict, seed: int, extra: dict = None) -> dict:
+    """Write OUT/run.json: command line, config, seed, torch version, world size; on resume, refuse a
+    different config (a ValueError naming the differing keys) so one folder never mixes two runs."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / RUN_RECORD_NAME
+    config = json.loads(json.dumps(config, default=str))  # as it reads back (tuples become lists)
+    record = {"config": config, "seed": seed, **(extra or {})}
+    if path.exists():
+        old = json.loads(path.read_text())
+        differ = sorted(k for k in set(old["config"]) | set(config) if old["config"].get(k) != config.get(k))
+        if differ or old["seed"] != seed:
+            raise ValueError(f"{path}: this folder holds a run with other settings ({', '.join(differ) or 'seed'}); "
+                             f"use a new output folder or the same settings to resume")
+        record = {**old, **(extra or {}), "resumed": old.get("resumed", 0) + 1}
+    record["command"] = " ".join(sys.argv)
+    record["torch"] = torch.__version__
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+    return record
+
+
+def append_jsonl(path, row: dict) -> None:
+    """Append one JSON line (metrics logs)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(row, sort_keys=True) + "\n")
