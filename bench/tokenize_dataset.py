@@ -3,8 +3,7 @@
     python bench/tokenize_dataset.py [--data out/synthetic] [--video-tokenizer DIR --audio-codec DIR] [--clips 16]
 
 --data: an SVGSA24-layout root (default out/synthetic; made with scripts/make_synthetic.py when missing).
-Tokenizers: the given folders, or the small presets with random weights (initialised codebooks), which cost
-exactly what trained ones do. Only the first --clips clips of the dev split are tokenized (a copy of the
+Tokenizers: the shipped checkpoints by default, or the given folders. Only the first --clips clips of the dev split are tokenized (a copy of the
 split with links to them). Last line: JSON {"clips_per_s", "cache_mb_per_1k_clips"}.
 (Not bench/tokenize.py: `python bench/X.py` puts bench/ first on sys.path, where a tokenize.py would shadow
 the standard library's tokenize module and break every bench script.)
@@ -19,15 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from savg.data import token_cache as tc
 from savg.data.svgsa24 import list_split
-from savg.tokenizers.audio_codec import AudioCodec
-from savg.tokenizers.audio_codec import preset as audio_preset
-from savg.tokenizers.video_tokenizer import VideoTokenizer
-from savg.tokenizers.video_tokenizer import preset as video_preset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,24 +33,11 @@ def script(name):
     return module
 
 
-def random_tokenizers(folder: Path) -> tuple:
-    """Small-preset tokenizers with random weights and initialised codebooks, saved under folder."""
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    video = VideoTokenizer(video_preset("small"))
-    video.encode(rng.integers(0, 256, (4, 256, 256, 3), dtype=np.uint8))
-    audio = AudioCodec(audio_preset("small"))
-    audio.encode(rng.uniform(-0.5, 0.5, (2, 80_000)).astype(np.float32))
-    video.save_pretrained(folder / "video")
-    audio.save_pretrained(folder / "audio")
-    return folder / "video", folder / "audio"
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=str(REPO / "out" / "synthetic"))
-    p.add_argument("--video-tokenizer", default=None)
-    p.add_argument("--audio-codec", default=None)
+    p.add_argument("--video-tokenizer", default=str(REPO / "checkpoints" / "video_tokenizer"))
+    p.add_argument("--audio-codec", default=str(REPO / "checkpoints" / "audio_codec"))
     p.add_argument("--clips", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=8)
     args = p.parse_args()
@@ -66,12 +47,7 @@ def main():
                         str(args.clips), "--num-eval", "0", "--seed", "0", "--workers", "2"], check=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if args.video_tokenizer and args.audio_codec:
-            video, audio = Path(args.video_tokenizer), Path(args.audio_codec)
-            which = "given"
-        else:
-            video, audio = random_tokenizers(tmp)
-            which = "small presets, random weights"
+        video, audio = Path(args.video_tokenizer), Path(args.audio_codec)
         subset = tmp / "data"
         for name in ("video_dev", "metadata_dev"):
             (subset / name).mkdir(parents=True)
@@ -90,7 +66,7 @@ def main():
         size = sum(f.stat().st_size for f in (out / "data").glob("*.parquet"))
     clips_per_s = len(entries) / seconds
     mb_per_1k = size / max(rows, 1) * 1000 / 1e6
-    print(f"{len(entries)} clips ({which} tokenizers, {torch.get_num_threads()} threads): {clips_per_s:.2f} clips/s "
+    print(f"{len(entries)} clips (tokenizers {video}, {audio}; {torch.get_num_threads()} threads): {clips_per_s:.2f} clips/s "
           f"(tokenizer loading included), {mb_per_1k:.1f} MB per 1000 clips")
     print(json.dumps({"clips_per_s": round(clips_per_s, 3), "cache_mb_per_1k_clips": round(mb_per_1k, 2)}))
 

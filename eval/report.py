@@ -2,43 +2,16 @@
 players (PNG and WAV embedded as data URIs). One self-contained file, no plotting library."""
 import base64
 import html
-import io
-import struct
-import wave
-import zlib
 
 import numpy as np
 
 from savg.data.clip_format import NUM_FRAMES
 from savg.data.clip_io import ClipError, read_clip
+from savg.data.media import png_bytes, wav_bytes
 
 COLORS = {"generated": "#d62728", "reference": "#1f77b4"}
 SHOWN_FRAMES = (0, 5, 10, 15, NUM_FRAMES - 1)  # native frame indices in the sample grid
 REPORT_RATE = 16_000  # Hz, audio players
-
-
-def png_bytes(img: np.ndarray) -> bytes:
-    """uint8 [H, W, 3] -> PNG file bytes."""
-    h, w, _ = img.shape
-    raw = b"".join(b"\x00" + row.tobytes() for row in np.ascontiguousarray(img, np.uint8))
-
-    def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
-
-
-def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    """float [C, L] in [-1, 1] -> 16-bit PCM WAV file bytes."""
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").T.tobytes()
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(audio.shape[0])
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm)
-    return buf.getvalue()
 
 
 def _uri(mime: str, data: bytes) -> str:

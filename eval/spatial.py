@@ -11,13 +11,12 @@ person boxes (green).
 """
 import csv
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..data.clip_format import FPS, LABEL_RATE, NUM_FRAMES
+from ..data.media import write_png
 from .seld import predict_rows
 from .spatial_align import TOLERANCE_PX, Counts, count_clip, write_det_rows, write_seld_rows
 
@@ -56,19 +55,6 @@ def _rect(img, x0, y0, x1, y1, colour):
     y0, y1 = int(np.clip(y0, 0, h - 1)), int(np.clip(y1, 0, h - 1))
     img[y0, x0:x1 + 1] = img[y1, x0:x1 + 1] = colour
     img[y0:y1 + 1, x0] = img[y0:y1 + 1, x1] = colour
-
-
-def write_png(path, img: np.ndarray) -> None:
-    """Write uint8 [H, W, 3] RGB as a PNG (no imaging library needed)."""
-    h, w, _ = img.shape
-    raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
-
-    def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                           + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
 
 def evaluate_spatial(generated_dir, out_dir, seld, detector, max_overlays: int = 8) -> dict:

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import time
-import wave
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from tqdm import tqdm
 
 from savg.data.clip_format import num_samples
 from savg.data.clip_io import read_clip
+from savg.data.media import write_wav
 from savg.data.svgsa24 import list_split
 from savg.tokenizers import train_utils as tu
 from savg.tokenizers.audio_codec import PRESETS, AudioCodec, AudioCodecConfig, preset
@@ -70,18 +70,6 @@ def sample_batch(audio: np.ndarray, batch: int, length: int, rng: np.random.Gene
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
-def write_wav(path, audio: np.ndarray, sample_rate: int) -> None:
-    """audio float [C, N] in [-1, 1] -> 16-bit PCM wav."""
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").T
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(pcm.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
-
-
-# ---- evaluation -----------------------------------------------------------------------------------
-@torch.no_grad()
 def evaluate(model: AudioCodec, audio: np.ndarray, sample_rate: int, batch: int = 8) -> tuple:
     """Held-out metrics of `model` on clips [n, 2, N]: (dict, decoded [n, 2, N])."""
     model.eval()

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import time
-import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from tqdm import tqdm
 
 from savg.data.clip_format import NUM_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, picture
 from savg.data.clip_io import read_clip
+from savg.data.media import write_png
 from savg.data.svgsa24 import list_split
 from savg.tokenizers import train_utils as tu
 from savg.tokenizers.video_losses import (PatchDiscriminator, PerceptualLoss, adaptive_weight, code_stats, d_hinge_loss,
@@ -69,21 +69,6 @@ def sample_batch(pictures: np.ndarray, batch: int, rng: np.random.Generator) -> 
     flip = rng.random(batch) < 0.5
     x[flip] = x[flip, :, ::-1]
     return to_model(torch.from_numpy(np.ascontiguousarray(x)))
-
-
-def write_png(path, image: np.ndarray) -> None:
-    """uint8 [H, W, 3] RGB -> PNG (zlib, no filter), written atomically."""
-    h, w, _ = image.shape
-    raw = b"".join(b"\x00" + image[r].tobytes() for r in range(h))
-
-    def chunk(kind, data):
-        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
-
-    head = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_bytes(png)
-    os.replace(tmp, path)
 
 
 def grid(ref: np.ndarray, est: np.ndarray, cols: int = 4) -> np.ndarray:
