@@ -144,17 +144,23 @@ def si_sdr_db(ref: np.ndarray, est: np.ndarray) -> float:
     return float(np.mean(vals))
 
 
-def ild_errors_db(ref: np.ndarray, est: np.ndarray, sample_rate: int, range_db: float = ENERGY_RANGE_DB) -> np.ndarray:
-    """|ILD_ref - ILD_est| dB [n_bins] over the bins with energy (see the module docstring), ILD clipped to +-30 dB."""
-    n = _scaled(512, sample_rate)
-    r, e = _np_stft(ref, n, n // 4), _np_stft(est, n, n // 4)
-    pr, pe = np.abs(r) ** 2, np.abs(e) ** 2
+def _ild_differences(pr: np.ndarray, pe: np.ndarray, range_db: float) -> np.ndarray:
+    """|ILD_ref - ILD_est| dB from channel powers [2, ...] of reference and estimate, over the cells within
+    `range_db` of the loudest (reference energy), each ILD clipped to +-ILD_CLIP_DB."""
     energy = pr.sum(axis=0)
     keep = energy >= energy.max() * 10 ** (-range_db / 10)
     eps = energy.max() * 1e-9 + 1e-20
     ild_r = np.clip(10 * np.log10((pr[0] + eps) / (pr[1] + eps)), -ILD_CLIP_DB, ILD_CLIP_DB)
     ild_e = np.clip(10 * np.log10((pe[0] + eps) / (pe[1] + eps)), -ILD_CLIP_DB, ILD_CLIP_DB)
     return np.abs(ild_r - ild_e)[keep]
+
+
+def ild_errors_db(ref: np.ndarray, est: np.ndarray, sample_rate: int, range_db: float = ENERGY_RANGE_DB) -> np.ndarray:
+    """|ILD_ref - ILD_est| dB [n_bins] over the bins with energy (see the module docstring), ILD clipped to +-30 dB."""
+    n = _scaled(512, sample_rate)
+    r, e = _np_stft(ref, n, n // 4), _np_stft(est, n, n // 4)
+    pr, pe = np.abs(r) ** 2, np.abs(e) ** 2
+    return _ild_differences(pr, pe, range_db)
 
 
 def ild_band_errors_db(ref: np.ndarray, est: np.ndarray, sample_rate: int, range_db: float = ENERGY_RANGE_DB,
@@ -165,12 +171,7 @@ def ild_band_errors_db(ref: np.ndarray, est: np.ndarray, sample_rate: int, range
     fb = mel_filterbank(sample_rate, n, n_mels)
     pr = np.einsum("mf,cft->cmt", fb, np.abs(_np_stft(ref, n, n // 4)) ** 2)
     pe = np.einsum("mf,cft->cmt", fb, np.abs(_np_stft(est, n, n // 4)) ** 2)
-    energy = pr.sum(axis=0)
-    keep = energy >= energy.max() * 10 ** (-range_db / 10)
-    eps = energy.max() * 1e-9 + 1e-20
-    ild_r = np.clip(10 * np.log10((pr[0] + eps) / (pr[1] + eps)), -ILD_CLIP_DB, ILD_CLIP_DB)
-    ild_e = np.clip(10 * np.log10((pe[0] + eps) / (pe[1] + eps)), -ILD_CLIP_DB, ILD_CLIP_DB)
-    return np.abs(ild_r - ild_e)[keep]
+    return _ild_differences(pr, pe, range_db)
 
 
 def direction_errors_deg(ref: np.ndarray, est: np.ndarray, sample_rate: int, range_db: float = ENERGY_RANGE_DB) -> np.ndarray:
