@@ -26,7 +26,7 @@ import torch
 
 from savg.data.clip_format import DEFAULT_SAMPLE_RATE, DURATION_S, num_samples
 from savg.tokenizers.audio_codec import AudioCodec
-from savg.tokenizers.audio_losses import direction_errors_deg, ild_band_errors_db, ild_errors_db, mel_distance, si_sdr_db
+from savg.tokenizers.audio_losses import codec_quality
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "audio_codec"
 OPUS_KBPS = (6, 12)
@@ -108,17 +108,6 @@ def align(ref: np.ndarray, est: np.ndarray, max_lag: int = MAX_LAG) -> np.ndarra
     return np.pad(shifted, ((0, 0), (0, max(0, n - shifted.shape[1]))))[:, :n].astype(np.float32)
 
 
-def quality(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> dict:
-    """The four figures over clips [n, 2, N]: means of mel distance and SI-SDR, pooled medians of the stereo errors."""
-    return {
-        "mel_distance": float(np.mean([mel_distance(r, e, sample_rate) for r, e in zip(ref, est)])),
-        "si_sdr_db": float(np.mean([si_sdr_db(r, e) for r, e in zip(ref, est)])),
-        "ild_error_db": float(np.median(np.concatenate([ild_errors_db(r, e, sample_rate) for r, e in zip(ref, est)]))),
-        "direction_error_deg": float(np.median(np.concatenate([direction_errors_deg(r, e, sample_rate) for r, e in zip(ref, est)]))),
-        "ild_band_error_db": float(np.median(np.concatenate([ild_band_errors_db(r, e, sample_rate) for r, e in zip(ref, est)]))),
-    }
-
-
 def run_codec(model: AudioCodec, audio: np.ndarray, n_q: int, batch: int) -> tuple:
     """(decoded [n, 2, N], codes [n, frames, n_q], encode seconds, decode seconds)."""
     codes, decoded, t_enc, t_dec = [], [], 0.0, 0.0
@@ -163,14 +152,14 @@ def main(argv=None):
         decoded, codes, t_enc, t_dec = run_codec(model, audio, k, args.batch)
         usage = [len(torch.unique(codes[..., j])) / cfg.codebook_size for j in range(k)]
         kbps = cfg.frame_rate * k * np.log2(cfg.codebook_size) / 1000
-        rows[f"codec K={k}"] = {"kbps": kbps, **quality(audio, decoded, sr), "codebook_usage": float(np.mean(usage)),
+        rows[f"codec K={k}"] = {"kbps": kbps, **codec_quality(audio, decoded, sr), "codebook_usage": float(np.mean(usage)),
                                 "codebook_usage_min": float(np.min(usage)),
                                 "encode_rtf": t_enc / (len(audio) * DURATION_S), "decode_rtf": t_dec / (len(audio) * DURATION_S)}
     for kb in OPUS_KBPS:
-        rows[f"opus {kb}k"] = {"kbps": float(kb), **quality(audio, np.stack([opus_roundtrip(a, sr, kb) for a in audio]), sr)}
+        rows[f"opus {kb}k"] = {"kbps": float(kb), **codec_quality(audio, np.stack([opus_roundtrip(a, sr, kb) for a in audio]), sr)}
     if args.floor and not args.data:
         ref, floor = resynthesis_floor(len(audio), args.seed, sr)
-        rows["room re-drawn"] = quality(ref, floor, sr)
+        rows["room re-drawn"] = codec_quality(ref, floor, sr)
 
     cols = ["kbps", "mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "codebook_usage", "encode_rtf",
             "decode_rtf", "ild_band_error_db", "codebook_usage_min"]

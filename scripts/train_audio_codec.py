@@ -33,8 +33,7 @@ from savg.data.svgsa24 import list_split
 from savg.tokenizers import train_utils as tu
 from savg.tokenizers.audio_codec import PRESETS, AudioCodec, AudioCodecConfig, preset
 from savg.tokenizers.audio_discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
-from savg.tokenizers.audio_losses import (MultiScaleMelLoss, StereoImageLoss, direction_errors_deg, ild_band_errors_db,
-                                          ild_errors_db, mel_distance, si_sdr_db)
+from savg.tokenizers.audio_losses import MultiScaleMelLoss, StereoImageLoss, codec_quality
 
 LOSS_WEIGHTS = dict(l1=0.1, mel=1.0, ild=2.0, ipd=0.3, commit=1.0, adv=1.0, fm=2.0)
 
@@ -82,14 +81,8 @@ def evaluate(model: AudioCodec, audio: np.ndarray, sample_rate: int, batch: int 
     decoded, codes = np.concatenate(decoded), torch.cat(codes)
     ref = np.asarray(audio)
     usage = [len(torch.unique(codes[..., k])) / model.config.codebook_size for k in range(codes.shape[-1])]
-    return {
-        "mel_distance": float(np.mean([mel_distance(r, d, sample_rate) for r, d in zip(ref, decoded)])),
-        "si_sdr_db": float(np.mean([si_sdr_db(r, d) for r, d in zip(ref, decoded)])),
-        "ild_error_db": float(np.median(np.concatenate([ild_errors_db(r, d, sample_rate) for r, d in zip(ref, decoded)]))),
-        "direction_error_deg": float(np.median(np.concatenate([direction_errors_deg(r, d, sample_rate) for r, d in zip(ref, decoded)]))),
-        "ild_band_error_db": float(np.median(np.concatenate([ild_band_errors_db(r, d, sample_rate) for r, d in zip(ref, decoded)]))),
-        "codebook_usage": float(np.mean(usage)), "codebook_usage_min": float(np.min(usage)),
-    }, decoded
+    return {**codec_quality(ref, decoded, sample_rate),
+            "codebook_usage": float(np.mean(usage)), "codebook_usage_min": float(np.min(usage))}, decoded
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:

@@ -180,3 +180,14 @@ def direction_errors_deg(ref: np.ndarray, est: np.ndarray, sample_rate: int, ran
     az_e, _ = estimate_azimuth(est, sample_rate)
     keep = np.isfinite(az_r) & np.isfinite(az_e) & (en_r >= np.nanmax(en_r) * 10 ** (-range_db / 10))
     return np.degrees(np.abs(az_r - az_e))[keep]
+
+
+def codec_quality(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> dict:
+    """Codec quality over clips [n, 2, N]: means of mel distance and SI-SDR, pooled medians of the stereo errors."""
+    return {
+        "mel_distance": float(np.mean([mel_distance(r, e, sample_rate) for r, e in zip(ref, est)])),
+        "si_sdr_db": float(np.mean([si_sdr_db(r, e) for r, e in zip(ref, est)])),
+        "ild_error_db": float(np.median(np.concatenate([ild_errors_db(r, e, sample_rate) for r, e in zip(ref, est)]))),
+        "direction_error_deg": float(np.median(np.concatenate([direction_errors_deg(r, e, sample_rate) for r, e in zip(ref, est)]))),
+        "ild_band_error_db": float(np.median(np.concatenate([ild_band_errors_db(r, e, sample_rate) for r, e in zip(ref, est)]))),
+    }
