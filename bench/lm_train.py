@@ -4,7 +4,7 @@
     python bench/lm_train.py --preset base --config lm/configs/zero2.json --num-gpus 8 --micro-batch 8
 
 Runs the real training script (DeepSpeed engine, data loading, loss) on a cache of random codes laid out
-as the shipped tokenizers' (small presets; or --cache), for --steps optimizer steps, and averages the
+as the shipped tokenizers' (or --cache), for --steps optimizer steps, and averages the
 per-step throughput after the first --skip steps (start-up). MFU: see savg.lm.perf. Last line: JSON
 {"tokens_per_s", "mfu", "device"}.
 """
@@ -21,7 +21,6 @@ import torch
 
 from savg.lm.data import write_random_cache
 from savg.lm.layout import Layout
-from savg.tokenizers import audio_codec, video_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +29,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="small")
     p.add_argument("--config", default=None, help="DeepSpeed config (default: cpu.json, or zero0.json on a GPU)")
-    p.add_argument("--cache", default=None, help="a token cache (default: random codes, small tokenizers' layout)")
+    p.add_argument("--cache", default=None, help="a token cache (default: random codes, the shipped tokenizers' layout)")
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--skip", type=int, default=2, help="first steps left out of the average")
     p.add_argument("--micro-batch", type=int, default=None)
@@ -43,7 +42,7 @@ def main():
         cache = args.cache
         if cache is None:
             cache = Path(tmp) / "cache"
-            layout = Layout.from_tokenizers(video_tokenizer.preset("small"), audio_codec.preset("small"))
+            layout = Layout.from_folders(REPO / "checkpoints" / "video_tokenizer", REPO / "checkpoints" / "audio_codec")
             write_random_cache(cache, layout, clips=32, seed=0)
         out = Path(tmp) / "run"
         launcher = [sys.executable]

@@ -12,6 +12,7 @@ from savg.data.media import png_bytes, wav_bytes
 COLORS = {"generated": "#d62728", "reference": "#1f77b4"}
 SHOWN_FRAMES = (0, 5, 10, 15, NUM_FRAMES - 1)  # native frame indices in the sample grid
 REPORT_RATE = 16_000  # Hz, audio players
+MAX_EMBED_BYTES = 4_000_000  # mp4 files up to this size are embedded as playable videos
 
 
 def _uri(mime: str, data: bytes) -> str:
@@ -69,7 +70,8 @@ def _downscale(frame: np.ndarray, f: int = 2) -> np.ndarray:
 
 
 def sample_rows(paths, windows, n: int) -> str:
-    """HTML rows for the first `n` distinct files in window order: frames and an audio player."""
+    """HTML rows for the first `n` distinct files in window order: the video (playable, embedded when the file is
+    at most MAX_EMBED_BYTES), frames and an audio player."""
     rows, seen = [], []
     for w in windows:
         if w.file not in seen:
@@ -85,7 +87,10 @@ def sample_rows(paths, windows, n: int) -> str:
         imgs = "".join(f'<img src="{_uri("image/png", png_bytes(_downscale(clip.video[k])))}" title="frame {k}">'
                        for k in SHOWN_FRAMES)
         audio = f'<audio controls src="{_uri("audio/wav", wav_bytes(clip.audio, REPORT_RATE))}"></audio>'
-        rows.append(f"<tr><td class=name>{html.escape(paths[i].name)}</td><td>{imgs}</td><td>{audio}</td></tr>")
+        size = paths[i].stat().st_size
+        video = (f'<video controls width="256" height="256" src="{_uri("video/mp4", paths[i].read_bytes())}"></video>'
+                 if paths[i].suffix.lower() == ".mp4" and size <= MAX_EMBED_BYTES else "")
+        rows.append(f"<tr><td class=name>{html.escape(paths[i].name)}</td><td>{video}</td><td>{imgs}</td><td>{audio}</td></tr>")
     return "".join(rows)
 
 

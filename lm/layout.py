@@ -7,7 +7,8 @@ Sequence (see shared/docs/design.md), for frames t = 0 .. NUM_FRAMES-1:
 The audio of one video frame is A = R / FPS codec frames (R = codec frame rate, Hz) of K residual levels,
 flattened frame by frame, coarse level first. A clip therefore has
 
-    seq_len = 2 + NUM_FRAMES * (1 + rows * cols + A * K) tokens  (R = 40 Hz, K = 8, 9 x 16 grid: 4502).
+    seq_len = 2 + NUM_FRAMES * (1 + rows * cols + A * K) tokens  (R = 40 Hz, 9 x 16 grid: K = 4 gives 3702, the
+    shipped tokenizers' layout; K = 8 gives 4502).
 
 Vocabulary: the specials (PAD, BOS, EOS, FRAME), the video codebook, then one range per audio level, so a
 level's codes never collide with another's; `vocab_size` rounds the total up to a multiple of 64 (the unused
@@ -138,6 +139,11 @@ class Layout:
         """int64 [seq_len]: one past the largest legal id at every position."""
         return self._hi
 
+    @property
+    def fixed(self) -> np.ndarray:
+        """int64 [seq_len]: the special token at every special position, PAD at code positions."""
+        return self._fixed
+
     def legal_mask(self, positions=None) -> torch.Tensor:
         """bool [len(positions), vocab_size] (all positions by default): True where the id is legal.
 
@@ -250,6 +256,16 @@ class Layout:
             raise ValueError(f"audio_levels {levels} > the codec's {a.num_quantizers} levels")
         return cls(video_codebook=int(v.codebook_size), grid=tuple(_grid_of(v)), audio_frame_rate=int(a.frame_rate),
                    audio_levels=int(levels), audio_codebook=int(a.codebook_size))
+
+    @classmethod
+    def from_folders(cls, video_tokenizer, audio_codec, audio_levels: int = None) -> "Layout":
+        """The layout of a video tokenizer and an audio codec saved with save_pretrained (configs only are read)."""
+        from ..tokenizers.audio_codec import AudioCodecConfig
+        from ..tokenizers.pretrained import read_config
+        from ..tokenizers.video_tokenizer import VideoTokenizerConfig
+
+        return cls.from_tokenizers(VideoTokenizerConfig(**read_config(video_tokenizer)),
+                                   AudioCodecConfig(**read_config(audio_codec)), audio_levels)
 
 
 def _grid_of(video_config) -> tuple:

@@ -4,12 +4,12 @@ No hub: the model is built from a config with random weights; context = the layo
 vocabulary = the layout's (padded) vocabulary. RoPE positions, RMSNorm, SwiGLU MLP, SDPA attention,
 untied input/output embeddings, no dropout (LlamaGen's recipe).
 
-Presets (width / layers / heads / MLP width; parameters for the default layout: small tokenizers, 5184-id
-vocabulary, 4502 tokens; "body" excludes the two embedding matrices):
-    tiny    64 /  2 /  2 /  192     0.10 M body + 0.66 M embeddings (tests)
-    small  384 /  6 /  6 / 1024     10.6 M body + 4.0 M  = 14.6 M (the shipped CPU-trainable default)
-    base   768 / 12 / 12 / 2048     84.9 M body + 8.0 M  = 92.9 M (GPUs; LlamaGen-B's shape)
-    large 1024 / 24 / 16 / 2816      308 M body + 10.6 M = 319 M  (GPU clusters; LlamaGen-L's shape)
+Presets (width / layers / heads / MLP width; parameters for the shipped tokenizers' layout: 3136-id
+vocabulary, 3702 tokens; "body" excludes the two embedding matrices):
+    tiny    64 /  2 /  2 /  192     0.11 M body + 0.40 M embeddings (tests)
+    small  384 /  6 /  6 / 1024     10.6 M body + 2.4 M  = 13.0 M (the shipped default: 26 MB in bf16)
+    base   768 / 12 / 12 / 2048     85.0 M body + 4.8 M  = 89.8 M (GPUs; LlamaGen-B's shape)
+    large 1024 / 24 / 16 / 2816      308 M body + 6.4 M  = 315 M  (GPU clusters; LlamaGen-L's shape)
 """
 import json
 from pathlib import Path
@@ -66,6 +66,12 @@ def flops_per_token(config: LlamaConfig, seq_len: int) -> float:
     kv = config.num_key_value_heads * (d // config.num_attention_heads)
     body = L * (2 * d * d + 2 * d * kv + 3 * d * f)
     return 6 * (body + d * v) + 6 * L * d * seq_len
+
+
+def flops_per_generated_token(config: LlamaConfig, context: float) -> float:
+    """Forward FLOPs of one token sampled with a KV cache of `context` tokens: 2 N_body + 2 N_head + 4 L d context."""
+    d, L = config.hidden_size, config.num_hidden_layers
+    return flops_per_token(config, 0) / 3 + 4 * L * d * context
 
 
 def save_lm(model: LlamaForCausalLM, folder) -> None:

@@ -34,14 +34,17 @@ def peak_flops(device: torch.device, dtype: torch.dtype) -> float:
     return measured_matmul_flops(dtype)
 
 
-def measured_matmul_flops(dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
-    """Best FLOP/s of an n x n matmul on the CPU in `dtype`."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+def measured_matmul_flops(dtype: torch.dtype, n: int = 1024, repeats: int = 5, device="cpu") -> float:
+    """Best FLOP/s of an n x n matmul in `dtype` on `device` (the CPU by default)."""
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     torch.mm(a, b)
+    sync()
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
         torch.mm(a, b)
+        sync()
         best = min(best, time.perf_counter() - t)
     return 2 * n ** 3 / best
 

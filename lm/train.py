@@ -170,8 +170,9 @@ def evaluate(engine, data: TokenData, crit: ModalityLoss, args, rank: int, world
         sums, _ = crit(logits, ids)
         total += (sums.double().cpu() * weights[:, None]).sum(0)
         clips += weights.sum()
-    both = torch.cat([total, clips])
+    both = torch.cat([total, clips]).to(engine.device)  # NCCL reduces device tensors only
     dist.all_reduce(both)
+    both = both.cpu()
     engine.train()
     per = both[:-1] / (both[-1] * crit.counts)
     out = {f"val/{name}": float(v) for name, v in zip(crit.names, per)}
@@ -243,7 +244,9 @@ def main(argv=None):
             engine.step()
             loss_sum += loss.detach().double().cpu()
         meter.add(tokens_per_step, time.perf_counter() - t0)  # the loss's .cpu() waited for the device
+        loss_sum = loss_sum.to(engine.device)
         dist.all_reduce(loss_sum)
+        loss_sum = loss_sum.cpu()
         done = step + 1
         norm = norm if plain_fp32 else _float(engine.get_global_grad_norm())
         scalars = {"train/loss": float(loss_sum) / (accum * world), "train/lr": lr, "train/grad_norm": norm}

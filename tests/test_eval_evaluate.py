@@ -61,6 +61,7 @@ def test_official_protocol_metrics_report_and_cache(folders):
     assert [s["reason"] for s in m["skipped"]["generated"]] == ["corrupt"] and m["num_generated_files"] == 3
     page = (out / "report.html").read_text()
     assert "FAD-aisfx" in page and page.count("<audio") == 4 and "<svg" in page and "broken.mp4" in page
+    assert page.count("<video controls") == 4 and "data:video/mp4;base64," in page
     before = dict(CALLS)
     again = evaluate(folders / "gen", folders / "ref", out, "official", num_windows=8, extractors=EXTRACTORS, report=False)
     assert CALLS == before  # every feature came from the cache

@@ -289,11 +289,11 @@ class AudioCodec(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder, device="cpu") -> "AudioCodec":
-        """Load a folder written by save_pretrained (weights as fp32 in eval mode)."""
+        """Load a folder written by save_pretrained (weights as fp32, eval mode); `.fingerprint_` holds the stored hash."""
         config, state, fp, meta = load_pretrained(folder)
         model = cls(AudioCodecConfig(**config))
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        model.meta = meta
+        model.meta, model.fingerprint_ = meta, fp
         return model.to(device).eval()
 
     def fingerprint(self, dtype=torch.bfloat16) -> str:

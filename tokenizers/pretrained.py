@@ -58,6 +58,14 @@ def save_pretrained(folder, config: dict, state_dict: dict, dtype: torch.dtype =
     return fp
 
 
+def read_config(folder) -> dict:
+    """The config dict of a save_pretrained folder, without loading its weights."""
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; a pretrained folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    return json.loads(path.read_text())["config"]
+
+
 def load_pretrained(folder) -> tuple:
     """Read a folder written by save_pretrained: (config dict, state dict as stored, fingerprint, meta).
 

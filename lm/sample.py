@@ -1,0 +1,180 @@
+"""Sampling token sequences from the language model: KV cache, batches, legal ranges, prompts.
+
+`sample(model, layout, seeds, ...)` fills every position of a clip's sequence that is not given (the
+specials are always given; a prompt gives more) by ancestral sampling, one position at a time, feeding
+each run of given tokens to the model in one forward pass (prefill) and keeping keys and values in
+buffers allocated once (KVDecoder: no per-step copies as the cache grows). At every sampled position only the layout's legal range is considered, so a sample can never
+be malformed.
+
+Randomness is counter-based: the Gumbel noise added to the logits of sample i at position p for id v is
+a fixed hash of (seed_i, p, v). So a sample depends only on its own seed, not on the batch it was drawn
+in, the device, or how many samples came before it (up to floating-point differences of the logits
+between batch sizes and devices), and Gumbel-max over the filtered logits is exactly categorical
+sampling from the renormalised distribution.
+
+Settings are explicit: temperature (0 = greedy), top_k (0 = off), top_p (1.0 = off). Nothing else is
+applied (no repetition penalty, no implicit top-k).
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .layout import PAD, SPECIAL, Layout
+
+_M32 = 0xFFFFFFFF
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of sample `index` of a run with `seed` (31 bits): independent streams for every (seed, index)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (lowbias32) of int64 values in [0, 2^32); exact on every device."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _M32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _M32
+    return x ^ (x >> 16)
+
+
+def gumbel_noise(seeds: torch.Tensor, position: int, lo: int, hi: int) -> torch.Tensor:
+    """float32 [B, hi - lo]: standard Gumbel noise for ids lo..hi-1 at `position`, a function of (seed, position, id).
+
+    seeds: int64 [B] (on the logits' device)."""
+    key = _mix32(_mix32(seeds & _M32) ^ position)
+    ids = torch.arange(lo, hi, device=seeds.device)
+    h = _mix32(_mix32((key[:, None] + ids[None, :] * 0x9E3779B9) & _M32))
+    u = ((h >> 8).float() + 0.5) / float(1 << 24)  # in (0, 1), 24 bits
+    return -torch.log(-torch.log(u))
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """logits [B, V] with everything outside the top-k ids and outside the top-p nucleus set to -inf.
+
+    top_k: keep the k largest (0 = all); top_p: keep the smallest set of largest ids whose probability
+    reaches top_p (1.0 = all; the most likely id is always kept)."""
+    if top_k and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        drop_sorted = probs.cumsum(-1) - probs >= top_p  # mass before this id already reaches top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def pick(logits: torch.Tensor, seeds: torch.Tensor, position: int, lo: int, temperature: float, top_k: int,
+         top_p: float) -> torch.Tensor:
+    """Ids int64 [B] drawn from logits [B, n] over ids lo .. lo + n - 1 (already restricted to the legal range)."""
+    logits = logits.float()
+    if temperature == 0:
+        return logits.argmax(-1) + lo
+    logits = filter_logits(logits / temperature, top_k, top_p)
+    return (logits + gumbel_noise(seeds, position, lo, lo + logits.shape[-1])).argmax(-1) + lo
+
+
+class KVDecoder:
+    """Incremental forward passes of a transformers Llama model over one batch of sequences, with keys and
+    values in buffers allocated once ([B, heads, max_len, head_dim] per layer; no copying as they grow).
+
+    The model's own modules do the work (embedding, norms, projections, MLP, RoPE tables); only attention
+    over the buffers is done here. forward() feeds the next tokens and returns logits of the last one for
+    ids lo..hi-1 only (the legal range: the output projection is computed for those rows alone).
+    """
+
+    def __init__(self, model, batch: int, max_len: int):
+        cfg, inner = model.config, model.model
+        self.layers, self.embed, self.norm, self.head = inner.layers, inner.embed_tokens, inner.norm, model.lm_head
+        self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        w = self.head.weight
+        shape = (batch, self.kv_heads, max_len, self.head_dim)
+        self.k = [torch.zeros(shape, dtype=w.dtype, device=w.device) for _ in self.layers]
+        self.v = [torch.zeros(shape, dtype=w.dtype, device=w.device) for _ in self.layers]
+        positions = torch.arange(max_len, device=w.device)[None]
+        cos, sin = inner.rotary_emb(self.k[0], positions)  # [1, max_len, head_dim]
+        self.cos, self.sin = cos[0], sin[0]
+
+    def _rope(self, x, start: int):
+        """x [B, h, T, head_dim] at positions start .. start+T-1, rotated (transformers' rotate_half convention)."""
+        cos, sin = self.cos[start:start + x.shape[2]], self.sin[start:start + x.shape[2]]
+        half = x.shape[-1] // 2
+        rotated = torch.cat((-x[..., half:], x[..., :half]), -1)
+        return x * cos + rotated * sin
+
+    def forward(self, ids: torch.Tensor, start: int, lo: int, hi: int) -> torch.Tensor:
+        """ids [B, T] at positions start .. start+T-1 (all earlier positions already fed) -> logits [B, hi-lo]
+        predicting position start+T."""
+        b, t = ids.shape
+        end = start + t
+        mask = None
+        if t > 1:  # a chunk attends causally within itself and to everything before it
+            mask = torch.arange(end, device=ids.device)[None] <= torch.arange(start, end, device=ids.device)[:, None]
+        x = self.embed(ids)
+        for layer, k_buf, v_buf in zip(self.layers, self.k, self.v):
+            attn = layer.self_attn
+            h = layer.input_layernorm(x)
+            q = attn.q_proj(h).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+            k = attn.k_proj(h).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = attn.v_proj(h).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+            k_buf[:, :, start:end] = self._rope(k, start)
+            v_buf[:, :, start:end] = v
+            y = F.scaled_dot_product_attention(self._rope(q, start), k_buf[:, :, :end], v_buf[:, :, :end], attn_mask=mask,
+                                               enable_gqa=self.kv_heads != self.heads)
+            x = x + attn.o_proj(y.transpose(1, 2).reshape(b, t, -1))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        last = self.norm(x[:, -1])
+        return F.linear(last, self.head.weight[lo:hi])
+
+
+def check_settings(temperature: float, top_k: int, top_p: float) -> None:
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p}")
+
+
+@torch.inference_mode()
+def sample(model, layout: Layout, seeds, prompt: torch.Tensor = None, given=None, temperature: float = 1.0,
+           top_k: int = 0, top_p: float = 1.0, progress: bool = False) -> torch.Tensor:
+    """Token ids int64 [B, seq_len], B = len(seeds), every position legal.
+
+    prompt: int64 [B, seq_len] ids (layout.codes_to_ids output) or None; given: bool [seq_len], the positions
+    of `prompt` kept as they are (the specials are always kept and need no prompt). The same positions are
+    given for the whole batch. Returns the prompt's ids unchanged at the given positions.
+    """
+    check_settings(temperature, top_k, top_p)
+    device = next(model.parameters()).device
+    n = layout.seq_len
+    special = torch.tensor(layout.modality == SPECIAL)
+    keep = special
+    if given is not None:
+        keep = special | torch.as_tensor(np.asarray(given), dtype=torch.bool)
+        if prompt is None:
+            raise ValueError("given positions need a prompt")
+    fixed = torch.tensor(layout.fixed)
+    ids = (fixed.expand(len(seeds), n).clone() if prompt is None else torch.as_tensor(prompt).long().clone())
+    if ids.shape != (len(seeds), n):
+        raise ValueError(f"prompt must be [{len(seeds)}, {n}], got {list(ids.shape)}")
+    ids[:, special] = fixed[special]
+    bad = (ids < torch.tensor(layout.lo)) | (ids >= torch.tensor(layout.hi))
+    if (bad & keep).any():
+        p = int((bad & keep).any(0).nonzero()[0])
+        raise ValueError(f"prompt id at position {p} is not legal there ({layout.lo[p]}..{layout.hi[p] - 1})")
+    ids = ids.to(device)
+    seeds_t = torch.as_tensor([int(s) for s in seeds], dtype=torch.int64, device=device)
+    lo, hi = layout.lo, layout.hi
+    todo = (~keep).nonzero()[:, 0].tolist()
+    decoder = KVDecoder(model, len(seeds), n)
+    fed = 0  # positions 0 .. fed-1 are in the cache
+    for p in tqdm(todo, desc="tokens", unit="tok", disable=not progress, leave=False):
+        logits = decoder.forward(ids[:, fed:p], fed, int(lo[p]), int(hi[p]))
+        ids[:, p] = pick(logits, seeds_t, p, int(lo[p]), temperature, top_k, top_p)
+        fed = p
+    return ids.cpu()

@@ -1,0 +1,252 @@
+"""Generate benchmark-format clips (video + stereo audio) with a trained language model.
+
+    python scripts/generate.py --checkpoint RUN/model --num-samples 96 --batch-size 16 --temperature 1.0
+        --top-k 0 --top-p 1.0 --seed 0 --out DIR
+    python scripts/generate.py ... --video-prompt FILE|DIR          keep the video, generate its stereo audio
+    python scripts/generate.py ... --audio-prompt FILE|DIR          keep the audio, generate the video
+    python scripts/generate.py ... --prompt FILE|DIR --prefix-frames N      continue a clip after N frames
+
+Writes DIR/sample_NNNN.mp4 (5.0 s, 4 fps, 20 frames, 256x256 letterboxed, stereo at the codec's rate) and
+DIR/generation.json (settings, checkpoint and tokenizer fingerprints, and per sample: file, seed, prompt).
+Sample i is drawn with its own seed, derived from (--seed, i); its tokens depend on nothing else, so batch
+size and resuming do not change it (up to floating-point differences between batch sizes and devices).
+Rerunning the same command skips the samples already written (each file is written atomically); a rerun
+with other settings into the same folder is refused. --start-index lets several jobs share one run.
+
+The tokenizers decode the codes: --video-tokenizer and --audio-codec (default: the shipped ones under
+checkpoints/) must be the ones the checkpoint's training cache was made with (fingerprints are compared).
+With a prompt, its tokens come out unchanged, and the prompt's own video (--video-prompt) or audio
+(--audio-prompt) is written as read, beside the generated other half; a continuation is decoded whole.
+A prompt folder gives one prompt per mp4 (sorted), used in turn by samples 0, 1, ...; files that cannot be
+read are skipped and reported. Sampling is exactly the settings given: temperature (0 = greedy), top-k
+(0 = off), top-p (1.0 = off).
+"""
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from savg.data.clip_format import NUM_FRAMES, Clip
+from savg.data.clip_io import ClipError, read_clip, write_clip
+from savg.lm.layout import AUDIO0, VIDEO, Layout
+from savg.lm.model import load_lm
+from savg.lm.sample import check_settings, sample, sample_seed
+from savg.tokenizers.audio_codec import AudioCodec
+from savg.tokenizers.video_tokenizer import VideoTokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = ROOT / "checkpoints"
+RECORD = "generation.json"
+MODES = ("unconditional", "video_prompt", "audio_prompt", "continuation")
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default=str(CHECKPOINTS / "lm"), help="language model folder (lm/train.py's RUN/model)")
+    ap.add_argument("--video-tokenizer", default=str(CHECKPOINTS / "video_tokenizer"))
+    ap.add_argument("--audio-codec", default=str(CHECKPOINTS / "audio_codec"))
+    ap.add_argument("--out", required=True, help="output folder (created, or resumed)")
+    ap.add_argument("--num-samples", type=int, default=None, help="samples to make (default: 96, or one per prompt file)")
+    ap.add_argument("--start-index", type=int, default=0, help="number of the first sample (its name and seed)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    ap.add_argument("--top-k", type=int, default=0, help="keep the k most likely ids (0 = off)")
+    ap.add_argument("--top-p", type=float, default=1.0, help="nucleus mass (1.0 = off)")
+    ap.add_argument("--seed", type=int, default=0)
+    prompts = ap.add_mutually_exclusive_group()
+    prompts.add_argument("--video-prompt", default=None, help="mp4 (or folder of mp4s) whose video is kept")
+    prompts.add_argument("--audio-prompt", default=None, help="mp4 (or folder of mp4s) whose audio is kept")
+    prompts.add_argument("--prompt", default=None, help="mp4 (or folder) whose first --prefix-frames frames are continued")
+    ap.add_argument("--prefix-frames", type=int, default=None, help=f"frames of --prompt kept (1 .. {NUM_FRAMES - 1})")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when there is one)")
+    ap.add_argument("--dtype", default=None, choices=("float32", "bfloat16"),
+                    help="model precision (default: bfloat16 on a GPU, float32 on the CPU)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = ap.parse_args(argv)
+    if (args.prompt is None) != (args.prefix_frames is None):
+        ap.error("--prompt and --prefix-frames go together")
+    if args.prefix_frames is not None and not 1 <= args.prefix_frames < NUM_FRAMES:
+        ap.error(f"--prefix-frames must be in 1 .. {NUM_FRAMES - 1}")
+    if args.batch_size < 1 or (args.num_samples is not None and args.num_samples < 1) or args.start_index < 0:
+        ap.error("--batch-size and --num-samples must be >= 1, --start-index >= 0")
+    try:
+        check_settings(args.temperature, args.top_k, args.top_p)
+    except ValueError as e:
+        ap.error(str(e))
+    return args
+
+
+def mode_of(args) -> tuple:
+    """(mode, prompt path or None)."""
+    for mode, path in (("video_prompt", args.video_prompt), ("audio_prompt", args.audio_prompt),
+                       ("continuation", args.prompt)):
+        if path is not None:
+            return mode, path
+    return "unconditional", None
+
+
+def load_tokenizers(args, savg: dict, layout: Layout, device) -> tuple:
+    """The tokenizers, refused unless they are the ones the checkpoint was trained with and give its layout."""
+    vtok = VideoTokenizer.from_pretrained(args.video_tokenizer, device)
+    codec = AudioCodec.from_pretrained(args.audio_codec, device)
+    recorded = savg.get("tokenizers", {})
+    for key, path, model in (("video_tokenizer", args.video_tokenizer, vtok), ("audio_codec", args.audio_codec, codec)):
+        want = recorded.get(key, {}).get("fingerprint")
+        have = model.fingerprint_
+        if want is None:
+            raise ValueError(f"{args.checkpoint}: the checkpoint records no {key} fingerprint")
+        if have != want:
+            raise ValueError(f"{path}: this {key} (fingerprint {have}) is not the one the checkpoint was trained with "
+                             f"({want}, {recorded[key].get('path', '?')}); pass that one with --{key.replace('_', '-')}")
+    if Layout.from_tokenizers(vtok, codec, audio_levels=layout.audio_levels) != layout:
+        raise ValueError(f"{args.checkpoint}: the tokenizers give another token layout than the checkpoint's")
+    return vtok, codec
+
+
+def read_prompts(path: str, sample_rate: int) -> tuple:
+    """([(path, Clip)], [(path, reason)]): one clip per mp4 of a folder (sorted), or the one file."""
+    p = Path(path)
+    files = sorted(p.glob("*.mp4")) if p.is_dir() else [p]
+    if not files:
+        raise ValueError(f"{path}: no .mp4 files in this folder")
+    clips, skipped = [], []
+    for f in files:
+        try:
+            clips.append((str(f), read_clip(f, sample_rate=sample_rate)))
+        except ClipError as e:
+            if not p.is_dir():
+                raise
+            skipped.append((str(f), str(e)))
+    if not clips:
+        raise ValueError(f"{path}: none of its {len(files)} mp4 files could be read")
+    return clips, skipped
+
+
+def prompt_tokens(mode: str, clips: list, layout: Layout, vtok, codec, prefix_frames: int) -> tuple:
+    """(ids int64 [P, seq_len], given bool [seq_len]) for the prompt clips."""
+    video = audio = None
+    if mode in ("video_prompt", "continuation"):
+        video = vtok.encode(np.stack([c.video for _, c in clips])).cpu()
+    if mode in ("audio_prompt", "continuation"):
+        audio = codec.encode(torch.from_numpy(np.stack([c.audio for _, c in clips])), layout.audio_levels).cpu()
+    ids = layout.codes_to_ids(video=video, audio=audio)
+    if mode == "video_prompt":
+        given = layout.modality == VIDEO
+    elif mode == "audio_prompt":
+        given = layout.modality >= AUDIO0
+    else:
+        given = np.arange(layout.seq_len) < 1 + prefix_frames * layout.block
+    return ids, given
+
+
+def decode(ids: torch.Tensor, layout: Layout, vtok, codec) -> tuple:
+    """Token ids [B, seq_len] -> (frames uint8 [B, 20, 256, 256, 3], audio float32 [B, 2, N])."""
+    video, audio = layout.ids_to_codes(ids)
+    frames = vtok.decode(video).cpu().numpy()
+    wave = codec.decode(audio, length=None).cpu().numpy()
+    return frames, wave
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def write_record(path: Path, record: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = getattr(torch, args.dtype or ("bfloat16" if device.type == "cuda" else "float32"))
+    mode, prompt_path = mode_of(args)
+    try:
+        weights = Path(args.checkpoint) / "model.safetensors"
+        if not weights.is_file():
+            raise FileNotFoundError(f"{args.checkpoint}: no language model here (no model.safetensors); train one "
+                                    f"with lm/train.py or use the shipped checkpoints/lm")
+        model, layout, _ = load_lm(args.checkpoint, device, dtype)
+        savg = model.config.savg
+        vtok, codec = load_tokenizers(args, savg, layout, device)
+        clips, skipped = read_prompts(prompt_path, codec.config.sample_rate) if prompt_path else ([], [])
+    except (FileNotFoundError, ValueError, ClipError) as e:
+        sys.exit(f"error: {e}")
+    for f, reason in skipped:
+        print(f"skipped prompt {f}: {reason}", file=sys.stderr)
+    num = args.num_samples or (len(clips) if clips else 96)
+    indices = list(range(args.start_index, args.start_index + num))
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"checkpoint": str(Path(args.checkpoint).resolve()), "checkpoint_sha256": file_sha256(weights),
+                "video_tokenizer": vtok.fingerprint_, "audio_codec": codec.fingerprint_, "layout": layout.to_dict(),
+                "mode": mode, "prompt": prompt_path and str(Path(prompt_path).resolve()),
+                "prefix_frames": args.prefix_frames, "temperature": args.temperature, "top_k": args.top_k,
+                "top_p": args.top_p, "seed": args.seed, "dtype": str(dtype).removeprefix("torch."),
+                "sample_rate": codec.config.sample_rate}
+    record_path = out / RECORD
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"settings": settings, "samples": {}}
+    if record["settings"] != settings:
+        changed = sorted(k for k in settings if record["settings"].get(k) != settings[k])
+        sys.exit(f"error: {record_path} was written with other settings ({', '.join(changed)}); use a new --out")
+    record["skipped_prompts"] = [{"file": f, "reason": r} for f, r in skipped]
+
+    name = lambda i: f"sample_{i:04d}.mp4"  # noqa: E731
+    entry = lambda i: {"file": name(i), "seed": sample_seed(args.seed, i),  # noqa: E731
+                       "prompt": clips[i % len(clips)][0] if clips else None}
+    todo = [i for i in indices if not (out / name(i)).is_file()]
+    for i in set(indices) - set(todo):  # written by a run killed before it recorded them
+        record["samples"].setdefault(str(i), entry(i))
+    print(f"{mode}: {len(indices)} samples ({len(indices) - len(todo)} already in {out}), batch {args.batch_size}, "
+          f"{device} {settings['dtype']}; temperature {args.temperature}, top-k {args.top_k}, top-p {args.top_p}, "
+          f"seed {args.seed}")
+    if clips:
+        with torch.inference_mode():
+            prompt_ids, given = prompt_tokens(mode, clips, layout, vtok, codec, args.prefix_frames)
+    t0, made = time.perf_counter(), 0
+    bar = tqdm(total=len(todo), desc="samples", unit="clip")
+    for b in range(0, len(todo), args.batch_size):
+        batch = todo[b:b + args.batch_size]
+        seeds = [entry(i)["seed"] for i in batch]
+        which = [i % len(clips) for i in batch] if clips else None
+        ids = sample(model, layout, seeds, prompt=None if not clips else prompt_ids[which],
+                     given=None if not clips else given, temperature=args.temperature, top_k=args.top_k,
+                     top_p=args.top_p, progress=True)
+        with torch.inference_mode():
+            frames, wave = decode(ids, layout, vtok, codec)
+        for j, i in enumerate(batch):
+            video, audio = frames[j], wave[j]
+            if mode == "video_prompt":
+                video = clips[which[j]][1].video
+            elif mode == "audio_prompt":
+                audio = clips[which[j]][1].audio
+            write_clip(out / name(i), Clip(video, audio, codec.config.sample_rate))
+            record["samples"][str(i)] = entry(i)
+        write_record(record_path, record)
+        made += len(batch)
+        bar.update(len(batch))
+    bar.close()
+    write_record(record_path, record)
+    if made:
+        seconds = time.perf_counter() - t0
+        print(f"{made} samples in {seconds:.1f} s ({seconds / made:.2f} s per clip) -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
