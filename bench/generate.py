@@ -36,13 +36,15 @@ def main():
     p.add_argument("--samples", type=int, default=None, help="time this many samples (default: 96 on a GPU, none on a CPU)")
     p.add_argument("--decode", action="store_true", help="include decoding with the tokenizers")
     p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16"),
+                   help="model precision (default: bfloat16 on a GPU, float32 on the CPU)")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     gpu = device.type == "cuda"
-    dtype = torch.bfloat16 if gpu else torch.float32
+    dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if gpu else torch.float32)
     sizes = [int(b) for b in (args.batch_sizes or ("1,32,96" if gpu else "1,4,16")).split(",")]
     n_samples = args.samples if args.samples is not None else (96 if gpu else 0)
 
