@@ -64,8 +64,8 @@ def read_clip(path, sample_rate: int = DEFAULT_SAMPLE_RATE, start_s: float = 0.0
         container = av.open(path)
     except av.error.FFmpegError as e:
         if _mp4_cut_short(path):
-            raise ClipError(path, "truncated", f"mp4 is incomplete (no moov index or a box runs past the end of "
-                                               f"the file): it was cut short; re-download or re-export it") from e
+            raise ClipError(path, "truncated", "mp4 is incomplete (no moov index or a box runs past the end of "
+                                               "the file): it was cut short; re-download or re-export it") from e
         raise ClipError(path, "corrupt", f"not a readable media file ({e.strerror or e})") from e
     args = path, sample_rate, start_s, fit, pad, allow_dual_mono, channel_mix
     with container:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .layout import PAD, SPECIAL, Layout
+from .layout import SPECIAL, Layout
 
 _M32 = 0xFFFFFFFF
 

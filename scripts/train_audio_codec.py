@@ -31,7 +31,7 @@ from savg.data.clip_io import read_clip
 from savg.data.media import write_wav
 from savg.data.svgsa24 import list_split
 from savg.tokenizers import train_utils as tu
-from savg.tokenizers.audio_codec import PRESETS, AudioCodec, AudioCodecConfig, preset
+from savg.tokenizers.audio_codec import PRESETS, AudioCodec, preset
 from savg.tokenizers.audio_discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
 from savg.tokenizers.audio_losses import MultiScaleMelLoss, StereoImageLoss, codec_quality
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from savg.data.clip_format import FRAME_SIZE, NUM_FRAMES, PICTURE_BOTTOM, PICTURE_TOP, letterbox
+from savg.data.clip_format import FRAME_SIZE, PICTURE_BOTTOM, PICTURE_TOP, letterbox
 from savg.tokenizers.video_losses import code_stats, psnr_db, reconstruction_loss, ssim
 from savg.tokenizers.video_tokenizer import VideoTokenizer, num_parameters, preset, to_model
 

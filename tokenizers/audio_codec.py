@@ -26,7 +26,7 @@ Presets (16 kHz; STFT hop 100 = 160 frames/s, strides 2-2, so hop 400 and R = 40
     large  C=512..1024 latent 128  K=16 x 1024   33 M
 """
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from ..data.clip_format import DEFAULT_SAMPLE_RATE, FPS, NUM_CHANNELS
-from .pretrained import fingerprint, load_pretrained, save_pretrained
+from .pretrained import PretrainedMixin
 from .quantize import ResidualQuantizer
 
 
@@ -181,8 +181,10 @@ def decoder(cfg: AudioCodecConfig) -> nn.Sequential:
 
 
 # ---- the codec ------------------------------------------------------------------------------------
-class AudioCodec(nn.Module):
+class AudioCodec(PretrainedMixin, nn.Module):
     """Stereo waveform <-> codes [frames, K]. See the module docstring."""
+
+    CONFIG_CLASS = AudioCodecConfig
 
     def __init__(self, config: AudioCodecConfig):
         super().__init__()
@@ -278,28 +280,6 @@ class AudioCodec(nn.Module):
                 if not k.startswith("quantizer.rvq.layers.") or int(k.split(".")[3]) < n_q}
         out.load_state_dict(keep)
         return out.train(self.training)
-
-    def _device(self):
-        return next(self.parameters()).device
-
-    # -- folders
-    def save_pretrained(self, folder, dtype=torch.bfloat16, meta: dict = None) -> str:
-        """Write config.json + model.safetensors (floats in `dtype`); return the fingerprint."""
-        return save_pretrained(folder, asdict(self.config), self.state_dict(), dtype=dtype, meta=meta)
-
-    @classmethod
-    def from_pretrained(cls, folder, device="cpu") -> "AudioCodec":
-        """Load a folder written by save_pretrained (weights as fp32, eval mode); `.fingerprint_` holds the stored hash."""
-        config, state, fp, meta = load_pretrained(folder)
-        model = cls(AudioCodecConfig(**config))
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        model.meta, model.fingerprint_ = meta, fp
-        return model.to(device).eval()
-
-    def fingerprint(self, dtype=torch.bfloat16) -> str:
-        """Hash of config and weights as save_pretrained(dtype=...) stores them (equal after a reload)."""
-        state = {k: v.detach().to(dtype) if v.is_floating_point() else v for k, v in self.state_dict().items()}
-        return fingerprint(asdict(self.config), state)
 
 
 def num_parameters(config: AudioCodecConfig) -> int:

@@ -7,6 +7,7 @@ name, dtype, shape and bytes, so token caches can refuse codes made by another m
 import hashlib
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -82,3 +83,34 @@ def load_pretrained(folder) -> tuple:
     if fp != record["fingerprint"]:
         raise ValueError(f"{folder}: weights fingerprint {fp} != {record['fingerprint']} recorded in {CONFIG_NAME}")
     return record["config"], state, fp, record.get("meta", {})
+
+
+class PretrainedMixin:
+    """save_pretrained / from_pretrained / fingerprint for an nn.Module built from a dataclass `config`.
+
+    A subclass sets CONFIG_CLASS (its config dataclass) and takes the config as its only constructor argument.
+    """
+
+    CONFIG_CLASS = None
+
+    def save_pretrained(self, folder, dtype=torch.bfloat16, meta: dict = None) -> str:
+        """Write config.json + model.safetensors (floats in `dtype`); return the fingerprint."""
+        return save_pretrained(folder, asdict(self.config), self.state_dict(), dtype=dtype, meta=meta)
+
+    @classmethod
+    def from_pretrained(cls, folder, device="cpu"):
+        """Load a folder written by save_pretrained (weights as fp32, eval mode); `.fingerprint_` holds the stored
+        hash and `.meta` what was saved beside it."""
+        config, state, fp, meta = load_pretrained(folder)
+        model = cls(cls.CONFIG_CLASS(**config))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        model.meta, model.fingerprint_ = meta, fp
+        return model.to(device).eval()
+
+    def fingerprint(self, dtype=torch.bfloat16) -> str:
+        """Hash of config and weights as save_pretrained(dtype=...) stores them (equal after a reload)."""
+        state = {k: v.detach().to(dtype) if v.is_floating_point() else v for k, v in self.state_dict().items()}
+        return fingerprint(asdict(self.config), state)
+
+    def _device(self):
+        return next(self.parameters()).device

@@ -26,7 +26,7 @@ measured: with decay 0.99 the codebook sat at ~10 % use for 250+ steps (a dead c
 count decays below the threshold), with 0.95 it stayed above 80 %.
 """
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from torch import nn
 from vector_quantize_pytorch import VectorQuantize
 
 from ..data.clip_format import FRAME_SIZE, PICTURE_BOTTOM, PICTURE_HEIGHT, PICTURE_TOP, PICTURE_WIDTH
-from .pretrained import fingerprint, load_pretrained, save_pretrained
+from .pretrained import PretrainedMixin
 
 
 @dataclass
@@ -182,8 +182,10 @@ def to_pixels(x: torch.Tensor) -> torch.Tensor:
 
 
 # ---- the tokenizer --------------------------------------------------------------------------------
-class VideoTokenizer(nn.Module):
+class VideoTokenizer(PretrainedMixin, nn.Module):
     """Frames <-> codes [T, 9, 16]. See the module docstring."""
+
+    CONFIG_CLASS = VideoTokenizerConfig
 
     def __init__(self, config: VideoTokenizerConfig):
         super().__init__()
@@ -254,28 +256,6 @@ class VideoTokenizer(nn.Module):
         """codes [B, h, w] -> quantized latents [B, z_channels, h, w] (what forward feeds the decoder)."""
         q = self.quantizer.project_out(self.quantizer.codebook[codes])  # [B, h, w, z_channels]
         return q.permute(0, 3, 1, 2)
-
-    def _device(self):
-        return next(self.parameters()).device
-
-    # -- folders
-    def save_pretrained(self, folder, dtype=torch.bfloat16, meta: dict = None) -> str:
-        """Write config.json + model.safetensors (floats in `dtype`); return the fingerprint."""
-        return save_pretrained(folder, asdict(self.config), self.state_dict(), dtype=dtype, meta=meta)
-
-    @classmethod
-    def from_pretrained(cls, folder, device="cpu") -> "VideoTokenizer":
-        """Load a folder written by save_pretrained (weights as fp32, eval mode); `.fingerprint_` holds the stored hash."""
-        config, state, fp, meta = load_pretrained(folder)
-        model = cls(VideoTokenizerConfig(**config))
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        model.meta, model.fingerprint_ = meta, fp
-        return model.to(device).eval()
-
-    def fingerprint(self, dtype=torch.bfloat16) -> str:
-        """Hash of config and weights as save_pretrained(dtype=...) stores them (equal after a reload)."""
-        state = {k: v.detach().to(dtype) if v.is_floating_point() else v for k, v in self.state_dict().items()}
-        return fingerprint(asdict(self.config), state)
 
 
 def num_parameters(config: VideoTokenizerConfig) -> int:
