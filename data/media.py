@@ -35,10 +35,11 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
 
 
 def write_atomic(path, data: bytes) -> None:
-    """Write bytes to `path` through a temporary file in the same folder, then rename (creates the folder)."""
+    """Write bytes to `path` through a temporary file in the same folder, then rename (creates the folder). The
+    temporary name carries the process id, so processes writing the same file never share one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 

@@ -23,6 +23,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from .clip_format import NUM_FRAMES  # noqa: E402
+from .media import write_atomic  # noqa: E402
 
 FORMAT = "savg-token-cache"
 FORMAT_VERSION = 1
@@ -84,7 +85,7 @@ def write_shard(path, rows: list, feats, errors: list = ()) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     err = errors_path(path)
     if errors:
-        _atomic_write_text(err, "".join(f"{p}\t{_one_line(r)}\n" for p, r in errors))
+        write_atomic(err, ("".join(f"{p}\t{_one_line(r)}\n" for p, r in errors)).encode())
     elif err.exists():
         err.unlink()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -96,12 +97,6 @@ def write_shard(path, rows: list, feats, errors: list = ()) -> None:
 
 def _one_line(text) -> str:
     return " ".join(str(text).split())
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ---- metadata -----------------------------------------------------------------------------------
@@ -134,7 +129,7 @@ def init_metadata(cache, meta: dict) -> dict:
                                          f"this run has {json.dumps(value)}; use another --out")
         return old
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta, "splits": {}}
-    _atomic_write_text(cache / METADATA, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_atomic(cache / METADATA, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return record
 
 
@@ -157,9 +152,9 @@ def update_counts(cache, split: str, num_shards: int, num_clips: int) -> dict:
     errors = _split_errors(cache, split)
     meta["splits"][split] = {"clips": num_clips, "shards": num_shards, "shards_done": len(done), "rows": rows,
                              "errors": len(errors)}
-    _atomic_write_text(cache / METADATA, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    write_atomic(cache / METADATA, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     lines = [line for s in sorted(meta["splits"]) for line in _split_errors(cache, s)]
-    _atomic_write_text(cache / "errors.tsv", "".join(lines))
+    write_atomic(cache / "errors.tsv", ("".join(lines)).encode())
     return meta
 
 

@@ -24,7 +24,6 @@ read are skipped and reported. Sampling is exactly the settings given: temperatu
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from tqdm import tqdm
 
 from savg.data.clip_format import NUM_FRAMES, Clip
 from savg.data.clip_io import ClipError, read_clip, write_clip
+from savg.data.media import write_atomic
 from savg.lm.layout import AUDIO0, VIDEO, Layout
 from savg.lm.model import load_lm
 from savg.lm.sample import check_settings, sample, sample_seed
@@ -162,12 +162,6 @@ def file_sha256(path) -> str:
     return h.hexdigest()[:16]
 
 
-def write_record(path: Path, record: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.threads:
@@ -205,6 +199,7 @@ def main(argv=None):
         changed = sorted(k for k in settings if record["settings"].get(k) != settings[k])
         sys.exit(f"error: {record_path} was written with other settings ({', '.join(changed)}); use a new --out")
     record["skipped_prompts"] = [{"file": f, "reason": r} for f, r in skipped]
+    save_record = lambda: write_atomic(record_path, (json.dumps(record, indent=2) + "\n").encode())  # noqa: E731
 
     name = lambda i: f"sample_{i:04d}.mp4"  # noqa: E731
     entry = lambda i: {"file": name(i), "seed": sample_seed(args.seed, i),  # noqa: E731
@@ -237,11 +232,11 @@ def main(argv=None):
                 audio = clips[which[j]][1].audio
             write_clip(out / name(i), Clip(video, audio, codec.config.sample_rate))
             record["samples"][str(i)] = entry(i)
-        write_record(record_path, record)
+        save_record()
         made += len(batch)
         bar.update(len(batch))
     bar.close()
-    write_record(record_path, record)
+    save_record()
     if made:
         seconds = time.perf_counter() - t0
         print(f"{made} samples in {seconds:.1f} s ({seconds / made:.2f} s per clip) -> {out}")

@@ -7,7 +7,6 @@ not. <out>/synthetic.json records the settings and seed. Each clip's scene seed 
 index), so a dataset is reproducible clip by clip and an interrupted run resumes where it stopped.
 """
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import av
 import numpy as np
 
 from ..clip_format import DEFAULT_SAMPLE_RATE, LABEL_RATE, NUM_LABEL_FRAMES, PICTURE_TOP, Clip, letterbox
+from ..media import write_atomic
 from ..stereo import DEFAULT_FOV_DEG
 from ..svgsa24 import SPLITS, sibling_path, write_labels
 from .render_audio import render_audio
@@ -99,11 +99,7 @@ def boxes_path(root, video_path) -> Path:
 
 
 def write_json_atomic(path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, default=float))  # numpy scalars as plain numbers
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, default=float).encode())  # numpy scalars as plain numbers
 
 
 def clip_jobs(out, num_dev: int, num_eval: int, seed: int) -> list:
