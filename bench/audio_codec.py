@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from savg.data.clip_format import DEFAULT_SAMPLE_RATE, DURATION_S, num_samples
+from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
 from savg.tokenizers.audio_codec import AudioCodec
 from savg.tokenizers.audio_losses import codec_quality
 
@@ -34,15 +35,15 @@ OPUS_FRAME_S = 0.02
 MAX_LAG = 64  # samples searched to align a codec's output with its input
 
 
-def procedural_eval(n: int, seed: int = 0, sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
-    """Audio float32 [n, 2, samples] of the first n procedural eval clips for `seed`."""
+def procedural_eval(n: int, seed: int = 0, sample_rate: int = DEFAULT_SAMPLE_RATE, people: str = DEFAULT_PEOPLE) -> np.ndarray:
+    """Audio float32 [n, 2, samples] of the first n procedural eval clips for `seed` and people mix."""
     from savg.data.synthetic.dataset import clip_seed
     from savg.data.synthetic.render_audio import render_audio
     from savg.data.synthetic.scene import sample_scene
-    return np.stack([render_audio(sample_scene(clip_seed(seed, "eval", i)), sample_rate) for i in range(n)])
+    return np.stack([render_audio(sample_scene(clip_seed(seed, "eval", i), people=people), sample_rate) for i in range(n)])
 
 
-def resynthesis_floor(n: int, seed: int = 0, sample_rate: int = DEFAULT_SAMPLE_RATE) -> tuple:
+def resynthesis_floor(n: int, seed: int = 0, sample_rate: int = DEFAULT_SAMPLE_RATE, people: str = DEFAULT_PEOPLE) -> tuple:
     """(reference [n, 2, N], floor [n, 2, N]) for the first n procedural eval clips: the floor keeps the direct
     sound exactly and re-draws the room (reverberation + noise, its two channels swapped: same statistics, other
     realisation), i.e. what an ideal low-rate codec that codes the sources but not the room's noise waveform
@@ -53,7 +54,7 @@ def resynthesis_floor(n: int, seed: int = 0, sample_rate: int = DEFAULT_SAMPLE_R
     refs, floors = [], []
     times = np.arange(num_samples(sample_rate)) / sample_rate
     for i in range(n):
-        scene = sample_scene(clip_seed(seed, "eval", i))
+        scene = sample_scene(clip_seed(seed, "eval", i), people=people)
         direct = np.zeros((2, len(times)))
         for j, src in enumerate(scene.sources):
             if src.segments:
@@ -128,6 +129,7 @@ def main(argv=None):
     ap.add_argument("--data", default=None, help="SVGSA24-layout root (default: render the procedural eval split)")
     ap.add_argument("--clips", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0, help="seed of the procedural eval split")
+    ap.add_argument("--people", default=DEFAULT_PEOPLE, choices=tuple(PEOPLE_MIXES), help="people mix of the procedural eval split (sparse or crowded)")
     ap.add_argument("--n-q", type=int, default=None, help="levels used for the JSON line (default: all)")
     ap.add_argument("--levels", default="", help="extra rows at these level counts, e.g. 2,4,6")
     ap.add_argument("--floor", type=int, default=1, help="1: add the 'room re-drawn' row (procedural data only): "
@@ -141,7 +143,7 @@ def main(argv=None):
     model = AudioCodec.from_pretrained(args.model)
     cfg = model.config
     sr = cfg.sample_rate
-    audio = dataset_eval(args.data, args.clips, sr) if args.data else procedural_eval(args.clips, args.seed, sr)
+    audio = dataset_eval(args.data, args.clips, sr) if args.data else procedural_eval(args.clips, args.seed, sr, args.people)
     print(f"codec {args.model} (fingerprint {model.fingerprint()}), {cfg.frame_rate} Hz x {cfg.num_quantizers} levels "
           f"x {cfg.codebook_size} codes; {len(audio)} eval clips of {DURATION_S} s at {sr} Hz "
           f"({'procedural, seed %d' % args.seed if not args.data else args.data})")
@@ -158,7 +160,7 @@ def main(argv=None):
     for kb in OPUS_KBPS:
         rows[f"opus {kb}k"] = {"kbps": float(kb), **codec_quality(audio, np.stack([opus_roundtrip(a, sr, kb) for a in audio]), sr)}
     if args.floor and not args.data:
-        ref, floor = resynthesis_floor(len(audio), args.seed, sr)
+        ref, floor = resynthesis_floor(len(audio), args.seed, sr, args.people)
         rows["room re-drawn"] = codec_quality(ref, floor, sr)
 
     cols = ["kbps", "mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "codebook_usage", "encode_rtf",

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -36,6 +38,7 @@ def main(argv=None):
     p.add_argument("--data", default=None, help="dataset root with video_dev/ and video_eval/ (made when absent)")
     p.add_argument("--num-samples", type=int, default=96)
     p.add_argument("--seed", type=int, default=0, help="dataset seed (when made) and sampling seed")
+    p.add_argument("--people", default=DEFAULT_PEOPLE, choices=tuple(PEOPLE_MIXES), help="people mix of the made dataset")
     p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "lm"))
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--temperature", type=float, default=1.0)
@@ -55,7 +58,7 @@ def main(argv=None):
     data = Path(args.data) if args.data else work / "data"
     if not args.data:
         load_script("make_synthetic").main(["--out", str(data), "--num-dev", str(args.num_samples), "--num-eval",
-                                            str(args.num_samples), "--seed", str(args.seed)])
+                                            str(args.num_samples), "--seed", str(args.seed), "--people", args.people])
     generated = work / "generated"
     t0 = time.perf_counter()
     load_script("generate").main([

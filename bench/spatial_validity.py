@@ -1,12 +1,14 @@
 """Is our offline Spatial AV-Align valid? Measured on the procedural eval split.
 
-    python bench/spatial_validity.py [--data ROOT] [--seld checkpoints/seld] [--detector tiny]
+    python bench/spatial_validity.py [--data ROOT] [--seld checkpoints/seld] [--detector tiny] [--people sparse]
 
-Without --data the eval split is made (32 clips, seed 0) in a temporary folder. Reports: the score of the
-ground-truth clips and of three negative controls (audio channels swapped; audio taken from the next clip;
-video mirrored without swapping the channels), SELD activity F1 over (10 Hz frame, class) pairs and the median
-|x error| in pixels on true positives against the labels, and the detector's precision / recall at IoU 0.5
-against the sidecar person boxes (visible fraction >= 0.3). Last line: one JSON object.
+Without --data the eval split is made (96 clips, seed 0, the default people mix) in a temporary folder. Reports:
+the score of the ground-truth clips and of three negative controls (audio channels swapped; audio taken from the
+next clip; video mirrored without swapping the channels), SELD activity F1 over (10 Hz frame, class) pairs and
+the median |x error| in pixels on true positives against the labels, and the detector's precision / recall at
+IoU 0.5 against the sidecar person boxes (visible fraction >= 0.3). Beside them, the same four scores with an
+oracle (label rows for SELD, sidecar boxes for the detector): the most any SELD and detector could show on this
+data. Last line: one JSON object.
 """
 import argparse
 import json
@@ -17,15 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
+from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_eval_split(out, num_eval: int, seed: int) -> None:
+def make_eval_split(out, num_eval: int, seed: int, people: str) -> None:
     from savg.data.synthetic.dataset import SynthConfig, clip_jobs, is_done, write_clip_files
 
     for split, _i, scene_seed, video in clip_jobs(out, 0, num_eval, seed):
         if not is_done(out, video):
-            write_clip_files(out, video, scene_seed, SynthConfig())
+            write_clip_files(out, video, scene_seed, SynthConfig(people=people))
 
 
 def seld_counts(pred_rows, labels) -> tuple:
@@ -52,8 +56,9 @@ def covered_fraction(det_rows, n_frames: int = 20, tolerance: float = 40.0) -> f
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=None, help="procedural dataset root (with boxes_eval/); made when absent")
-    p.add_argument("--num-eval", type=int, default=32)
+    p.add_argument("--num-eval", type=int, default=96)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--people", default=DEFAULT_PEOPLE, choices=tuple(PEOPLE_MIXES), help="people mix of the made split (sparse or crowded)")
     p.add_argument("--seld", default=str(ROOT / "checkpoints" / "seld"))
     p.add_argument("--detector", default="tiny", help="hog, tiny[:FOLDER] or yolox_tiny:PATH")
     p.add_argument("--threads", type=int, default=None)
@@ -73,8 +78,8 @@ def main(argv=None):
         tmp = tempfile.TemporaryDirectory()
         args.data = tmp.name
         t0 = time.time()
-        make_eval_split(args.data, args.num_eval, args.seed)
-        print(f"made {args.num_eval} eval clips in {time.time() - t0:.0f} s", file=sys.stderr)
+        make_eval_split(args.data, args.num_eval, args.seed, args.people)
+        print(f"made {args.num_eval} eval clips ({args.people} people mix) in {time.time() - t0:.0f} s", file=sys.stderr)
     seld, detector = load_seld(args.seld), get_detector(args.detector)
     items = list(iter_labeled_clips(args.data, "eval"))
     t0 = time.time()
@@ -82,7 +87,9 @@ def main(argv=None):
     for it in items:
         dets.append(detector.detect(it.clip.video))
         seld_rows.append(predict_rows(seld, it.clip.audio))
-    totals = {k: Counts() for k in ("gt", "swapped", "shuffled", "mirrored", "labels+boxes", "labels+detector", "seld+boxes")}
+    kinds = ("gt", "swapped", "shuffled", "mirrored")
+    totals = {k: Counts() for k in kinds + tuple(f"oracle {k}" for k in kinds) + ("labels+detector", "seld+boxes")}
+    label_rows = [[(int(r["frame"]), 0, float(r["x"])) for r in it.labels] for it in items]
     s_tp = s_fp = s_fn = 0
     errors, d_tp, d_fp, d_fn = [], 0, 0, 0
     for i, it in enumerate(items):
@@ -102,14 +109,22 @@ def main(argv=None):
             pred = [r[2:6] for r in dets[i] if r[0] == t]
             a, b, c = match_counts(pred, truth)
             d_tp, d_fp, d_fn = d_tp + a, d_fp + b, d_fn + c
-        label_rows = [(int(r["frame"]), 0, float(r["x"])) for r in it.labels]  # oracle SELD
-        totals["labels+boxes"] += count_clip(label_rows, true_rows)
-        totals["labels+detector"] += count_clip(label_rows, dets[i])
+        labels, mirrored_boxes = label_rows[i], [(t, c, 256 - x1, y0, 256 - x0, y1) for t, c, x0, y0, x1, y1 in true_rows]
+        totals["oracle gt"] += count_clip(labels, true_rows)
+        totals["oracle swapped"] += count_clip([(f, c, 256 - x) for f, c, x in labels], true_rows)
+        totals["oracle shuffled"] += count_clip(label_rows[(i + 1) % len(items)], true_rows)
+        totals["oracle mirrored"] += count_clip(labels, mirrored_boxes)
+        totals["labels+detector"] += count_clip(labels, dets[i])
         totals["seld+boxes"] += count_clip(seld_rows[i], true_rows)
     chance = float(np.mean([covered_fraction(d) for d in dets]))
     print(f"chance hit rate (frame width within 40 px of a detected person): {chance:.3f}", file=sys.stderr)
-    for k, c in totals.items():
-        print(f"{k:9s} score {c.score:.3f}  (tp {c.tp}, fn {c.fn})", file=sys.stderr)
+    print(f"{'score':9s} {'ours':>6s} {'oracle':>6s}   drop from gt: ours / oracle", file=sys.stderr)
+    for k in kinds:
+        ours, oracle = totals[k], totals[f"oracle {k}"]
+        drop = "" if k == "gt" else f"   {totals['gt'].score - ours.score:.3f} / {totals['oracle gt'].score - oracle.score:.3f}"
+        print(f"{k:9s} {ours.score:6.3f} {oracle.score:6.3f}{drop}   (ours: tp {ours.tp}, fn {ours.fn})", file=sys.stderr)
+    for k in ("labels+detector", "seld+boxes"):
+        print(f"{k}: {totals[k].score:.3f}", file=sys.stderr)
     print(f"{len(items)} clips, {time.time() - t0:.0f} s; seld {args.seld}; detector {detector.name}", file=sys.stderr)
     result = {"gt_score": totals["gt"].score, "swapped_channels_score": totals["swapped"].score,
               "shuffled_audio_score": totals["shuffled"].score, "mirrored_video_score": totals["mirrored"].score,

@@ -28,6 +28,7 @@ import torch
 from savg.data.clip_format import FPS, NUM_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, picture
 from savg.data.clip_io import read_clip
 from savg.data.svgsa24 import list_split
+from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
 from savg.tokenizers.video_losses import code_stats, psnr_db, ssim
 from savg.tokenizers.video_tokenizer import VideoTokenizer
 
@@ -35,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 EVAL_SEED, EVAL_CLIPS = 0, 32
 
 
-def make_eval_split(out: Path, clips: int) -> None:
+def make_eval_split(out: Path, clips: int, people: str) -> None:
     """Write the procedural eval split (seed 0) into `out` with scripts/make_synthetic.py."""
     cmd = [sys.executable, str(ROOT / "scripts" / "make_synthetic.py"), "--out", str(out), "--num-dev", "0",
-           "--num-eval", str(clips), "--seed", str(EVAL_SEED)]
+           "--num-eval", str(clips), "--seed", str(EVAL_SEED), "--people", people]
     r = subprocess.run(cmd, cwd=out.parent, capture_output=True, text=True)
     if r.returncode:
         sys.exit(f"making the eval split failed:\n{r.stderr[-2000:]}")
@@ -83,6 +84,7 @@ def main(argv=None):
     ap.add_argument("--data", default=None, help="dataset root with video_eval/ (default: make the procedural eval split)")
     ap.add_argument("--model", default=str(ROOT / "checkpoints" / "video_tokenizer"), help="save_pretrained folder")
     ap.add_argument("--clips", type=int, default=EVAL_CLIPS, help="eval clips to use (the first N)")
+    ap.add_argument("--people", default=DEFAULT_PEOPLE, choices=tuple(PEOPLE_MIXES), help="people mix of the made eval split (sparse or crowded)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args(argv)
     if args.threads:
@@ -91,7 +93,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data) if args.data else Path(tmp) / "synthetic"
         if not args.data:
-            make_eval_split(data, args.clips)
+            make_eval_split(data, args.clips, args.people)
         clips = np.stack([picture(read_clip(e.video).video) for e in list_split(data, "eval")[:args.clips]])
     frames = clips.reshape(-1, PICTURE_HEIGHT, PICTURE_WIDTH, 3)  # [clips x 20, 144, 256, 3]
 

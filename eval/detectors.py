@@ -5,7 +5,8 @@ letterboxed frames; rows [(frame, 0, x0, y0, x1, y1)] in pixels of the 256x256 f
   - HogDetector: OpenCV's HOG + linear SVM people detector (opencv-python-headless < 5; for real footage).
   - TinyDetector: a small CenterNet-style CNN trained on the procedural dataset's person boxes
     (scripts/train_detector.py; checkpoints/detector/).
-  - load_yolox_tiny: the official COCO YOLOX-tiny from a user's checkpoint; not implemented yet (refuses).
+  - YoloxDetector (eval/yolox.py): the official COCO YOLOX-tiny from a user's checkpoint (never shipped or
+    downloaded; refuses clearly when absent).
 `get_detector(spec)` builds one from a string: "hog", "tiny[:FOLDER]" or "yolox_tiny:PATH".
 """
 from dataclasses import asdict, dataclass
@@ -174,12 +175,15 @@ def tiny_config_dict(cfg: TinyConfig) -> dict:
 
 
 def load_yolox_tiny(path):
-    """The official COCO YOLOX-tiny (person, score > 0.3) from a local checkpoint: refuses until implemented."""
+    """The official COCO YOLOX-tiny (person, score > 0.3) from a local checkpoint: mmdetection's
+    yolox_tiny_8x8_300e_coco_*.pth (what SAVGBench runs) or Megvii's yolox_tiny.pth."""
+    from .yolox import YoloxDetector
+
     if path is None or not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no YOLOX-tiny checkpoint here; it is not shipped and never downloaded: get "
-                                f"yolox_tiny.pth from the YOLOX release yourself and pass its path")
-    raise NotImplementedError("YOLOX-tiny is not implemented in savg yet; use --detector tiny (procedural data) or "
-                              "--detector hog (real footage) meanwhile")
+                                f"mmdetection's yolox_tiny_8x8_300e_coco checkpoint (the one SAVGBench uses) or "
+                                f"Megvii's yolox_tiny.pth yourself and pass its path")
+    return YoloxDetector(path)
 
 
 def get_detector(spec: str):

@@ -1,13 +1,16 @@
-"""The SELD network of Spatial AV-Align ("cnn_mhsa_fc"), its features, and 10 Hz inference.
+"""The SELD network of Spatial AV-Align ("cnn_mhsa_fc"), its features, and 10 Hz inference, as SAVGBench runs them.
 
-Features (16 kHz stereo): STFT, FFT 512, hop 160 (100 frames/s), Hann window, no centring; three maps
-[B, 3, T, 257]: |L|, |R| and the L-R phase difference wrapped to [0, 2pi).
-Network: two CNN branches of double-conv blocks (event detection sees the two magnitude maps, localisation all
-three) with average pooling after each block and cross-stitch mixing between the branches; per branch a
-Transformer encoder; heads giving per class an activity logit and x / 256 (no output activation).
-Inference: 1.27 s windows with a 1.2 s hop, the central 1.2 s of each kept, network frames pooled to 10 Hz;
-a class is active in a 10 Hz frame when its mean sigmoid activity > 0.2, its x is the activity-weighted mean
-of the regressed x times 256. Rows out: (frame at 10 Hz, class, x pixels).
+Features (16 kHz stereo): STFT, FFT 512, hop 160 (100 frames/s), periodic Hann window, no centring; three maps
+[B, 3, T, 257]: |L|, |R| and the phase of R minus the phase of L wrapped to [0, 2pi).
+Network: two branches of four double-conv blocks (event detection sees the two magnitude maps, localisation all
+three; widths c1, c2, c3 and d_model) with average pooling (2,2), (2,2), (1,2), (1,2) over (time, frequency) and
+cross-stitch mixing after the first three; the mean over frequency; per branch a Transformer encoder; linear heads
+giving per class an activity logit and x / 256 (no output activation); each output frame repeated 4 times, back
+to the STFT frame rate. Module names are the official ones, so the official checkpoint loads as is.
+Inference: the clip truncated to whole hops and preceded by n_fft - hop zeros; the feature frames looped (the last
+4 before the start, the first 128 after the end); 128-frame windows (1.27 s) starting every 1.2 s, the central
+120 frames of each kept; groups of 10 frames make a 10 Hz row: a class is active when its mean sigmoid activity
+> 0.2, its x is the activity-weighted mean of the regressed x times 256. Rows out: (frame at 10 Hz, class, x).
 """
 import math
 from dataclasses import asdict, dataclass
@@ -24,13 +27,13 @@ from ..data.clip_format import DEFAULT_SAMPLE_RATE, LABEL_RATE, NUM_LABEL_FRAMES
 @dataclass
 class SeldConfig:
     n_classes: int = 2  # the metric's classes: 0 speech, 1 instrument
-    channels: tuple = (64, 128, 256)  # double-conv block widths
-    pools: tuple = ((5, 4), (1, 4), (1, 2))  # (time, freq) average pooling after each block
+    channels: tuple = (64, 128, 256)  # widths of the first three double-conv blocks (the fourth has d_model)
+    pools: tuple = ((2, 2), (2, 2), (1, 2), (1, 2))  # (time, freq) average pooling after each block
     d_model: int = 512
     n_heads: int = 8
     ff: int = 1024
     n_layers: int = 2
-    dropout: float = 0.05
+    dropout: float = 0.2
     sample_rate: int = DEFAULT_SAMPLE_RATE  # Hz
     n_fft: int = 512
     hop: int = 160  # samples
@@ -38,10 +41,6 @@ class SeldConfig:
     hop_s: float = 1.2  # s, inference hop (the central hop_s of each window is kept)
     threshold: float = 0.2  # activity threshold on the 10 Hz mean sigmoid
     log_mag: bool = False  # compress magnitudes as log(|X| + 1e-4) (off in the official features)
-
-    @property
-    def n_freq(self) -> int:
-        return self.n_fft // 2 + 1
 
     @property
     def window_samples(self) -> int:
@@ -76,17 +75,27 @@ def config_dict(cfg: SeldConfig) -> dict:
     return asdict(cfg)
 
 
-def features(audio: torch.Tensor, cfg: SeldConfig) -> torch.Tensor:
-    """Audio [B, 2, N] float at cfg.sample_rate -> features [B, 3, T, n_fft/2+1], T = (N - n_fft) // hop + 1."""
-    b, c, n = audio.shape
-    win = torch.hann_window(cfg.n_fft, device=audio.device, dtype=audio.dtype)
-    spec = torch.stft(audio.reshape(b * c, n), cfg.n_fft, cfg.hop, window=win, center=False, return_complex=True)
-    spec = spec.reshape(b, c, *spec.shape[-2:]).transpose(-1, -2)  # [B, 2, T, F]
-    mag = spec.abs()
+def features(audio, cfg: SeldConfig) -> torch.Tensor:
+    """Audio [B, 2, N] float (array or tensor) at cfg.sample_rate -> features [B, 3, T, n_fft/2+1] float32,
+    T = (N - n_fft) // hop + 1.
+
+    Computed as librosa.stft does in the official code, so that values match it bit for bit: float64 frames times
+    a float64 periodic Hann window, numpy's rfft, rounded to complex64; magnitude and angle in float32. Bit
+    equality matters for the phase map: where the channels are in phase (direct sound) the difference is float
+    noise around 0, and its sign decides between 0 and 2pi.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+    from scipy.signal import get_window
+
+    x = audio.detach().cpu().numpy() if torch.is_tensor(audio) else np.asarray(audio)
+    frames = sliding_window_view(x.astype(np.float32), cfg.n_fft, axis=-1)[..., ::cfg.hop, :]  # [B, 2, T, n_fft]
+    spec = np.fft.rfft(frames * get_window("hann", cfg.n_fft, fftbins=True), axis=-1).astype(np.complex64)
+    mag = np.abs(spec)
     if cfg.log_mag:
-        mag = torch.log(mag + 1e-4)
-    phase = torch.remainder(torch.angle(spec[:, 0]) - torch.angle(spec[:, 1]), 2 * math.pi)
-    return torch.cat([mag, phase[:, None]], dim=1)
+        mag = np.log(mag + np.float32(1e-4))
+    phase = np.angle(spec[:, 1]) - np.angle(spec[:, 0])
+    phase[phase < 0] += 2 * np.pi
+    return torch.from_numpy(np.concatenate([mag, phase[:, None]], axis=1).astype(np.float32))
 
 
 class DoubleConv(nn.Module):
@@ -94,69 +103,54 @@ class DoubleConv(nn.Module):
 
     def __init__(self, c_in, c_out):
         super().__init__()
-        self.net = nn.Sequential(
+        self.double_conv = nn.Sequential(
             nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
             nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
     def forward(self, x):
-        return self.net(x)
-
-
-class CrossStitch(nn.Module):
-    """Per-channel learned mixing of two branches: [a; b] <- [[w_aa, w_ab], [w_ba, w_bb]] [a; b]."""
-
-    def __init__(self, channels):
-        super().__init__()
-        self.w = nn.Parameter(torch.tensor([[0.9, 0.1], [0.1, 0.9]]).repeat(channels, 1, 1))  # [C, 2, 2]
-
-    def forward(self, a, b):
-        w = self.w[None, :, :, :, None, None]  # [1, C, 2, 2, 1, 1]
-        return w[:, :, 0, 0] * a + w[:, :, 0, 1] * b, w[:, :, 1, 0] * a + w[:, :, 1, 1] * b
+        return self.double_conv(x)
 
 
 class SeldNet(nn.Module):
-    """cnn_mhsa_fc. forward(features [B, 3, T, F]) -> (activity logits [B, T', C], x / 256 [B, T', C]),
-    T' = T // cfg.time_pool network frames (50 ms each with the default pools)."""
+    """cnn_mhsa_fc. forward(features [B, 3, T, F]) -> (activity logits [B, T', C], x / 256 [B, T', C]) with
+    T' = T rounded down to a multiple of cfg.time_pool: one output per STFT frame (10 ms)."""
 
     def __init__(self, cfg: SeldConfig):
         super().__init__()
         self.cfg = cfg
-        det, loc, stitch = [], [], []
-        c_det, c_loc, n_freq = 2, 3, cfg.n_freq
-        for c, (_pt, pf) in zip(cfg.channels, cfg.pools):
-            det.append(DoubleConv(c_det, c))
-            loc.append(DoubleConv(c_loc, c))
-            stitch.append(CrossStitch(c))
-            c_det = c_loc = c
-            n_freq //= pf
-        self.det_blocks, self.loc_blocks, self.stitch = nn.ModuleList(det), nn.ModuleList(loc), nn.ModuleList(stitch)
-        flat = cfg.channels[-1] * n_freq
+        widths = (*cfg.channels, cfg.d_model)
+        for branch, c_in in (("sed", 2), ("doa", 3)):
+            for i, (c, pool) in enumerate(zip(widths, cfg.pools)):
+                self.add_module(f"{branch}_conv_block{i + 1}", nn.Sequential(DoubleConv(c_in, c), nn.AvgPool2d(pool)))
+                c_in = c
+        for i, c in enumerate(cfg.channels):  # cross-stitch weights [C, 2, 2] after the first three blocks
+            self.register_parameter(f"stitch{i + 1}", nn.Parameter(torch.tensor([[0.9, 0.1], [0.1, 0.9]]).repeat(c, 1, 1)))
 
         def encoder():
             layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.ff, cfg.dropout, batch_first=True)
             return nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
 
-        self.det_proj, self.loc_proj = nn.Linear(flat, cfg.d_model), nn.Linear(flat, cfg.d_model)
-        self.det_encoder, self.loc_encoder = encoder(), encoder()
-        self.det_head, self.loc_head = nn.Linear(cfg.d_model, cfg.n_classes), nn.Linear(cfg.d_model, cfg.n_classes)
+        self.sed_trans_track1, self.doa_trans_track1 = encoder(), encoder()
+        self.fc_sed_track1, self.fc_doa_track1 = nn.Linear(cfg.d_model, cfg.n_classes), nn.Linear(cfg.d_model, cfg.n_classes)
 
     def forward(self, feats):
-        a, b = feats[:, :2], feats
-        for blk_a, blk_b, st, pool in zip(self.det_blocks, self.loc_blocks, self.stitch, self.cfg.pools):
-            a, b = st(blk_a(a), blk_b(b))
-            a, b = F.avg_pool2d(a, pool), F.avg_pool2d(b, pool)
-        a = a.permute(0, 2, 1, 3).flatten(2)  # [B, T', C * F']
-        b = b.permute(0, 2, 1, 3).flatten(2)
-        a = self.det_encoder(self.det_proj(a))
-        b = self.loc_encoder(self.loc_proj(b))
-        return self.det_head(a), self.loc_head(b)
+        sed, doa = feats[:, :2], feats
+        for i in range(1, len(self.cfg.pools) + 1):
+            sed, doa = getattr(self, f"sed_conv_block{i}")(sed), getattr(self, f"doa_conv_block{i}")(doa)
+            if i <= len(self.cfg.channels):
+                w = getattr(self, f"stitch{i}")[None, :, :, :, None, None]  # [1, C, 2, 2, 1, 1]
+                sed = w[:, :, 0, 0] * sed + w[:, :, 0, 1] * doa
+                doa = w[:, :, 1, 0] * sed + w[:, :, 1, 1] * doa  # mixes the already mixed sed, as the official code
+        sed = self.sed_trans_track1(sed.mean(dim=3).transpose(1, 2))  # [B, T / pool, d_model]
+        doa = self.doa_trans_track1(doa.mean(dim=3).transpose(1, 2))
+        pool = self.cfg.time_pool
+        return (self.fc_sed_track1(sed).repeat_interleave(pool, dim=1),
+                self.fc_doa_track1(doa).repeat_interleave(pool, dim=1))
 
 
 def frame_times(n_frames: int, cfg: SeldConfig) -> np.ndarray:
-    """Centre time (s, from the window start) of each network frame [n_frames]."""
-    p = cfg.time_pool
-    stft_centre = (np.arange(n_frames) * p + (p - 1) / 2) * cfg.hop + cfg.n_fft / 2
-    return stft_centre / cfg.sample_rate
+    """Centre time (s, from the window start) of each output frame [n_frames]: the centre of its STFT frame."""
+    return (np.arange(n_frames) * cfg.hop + cfg.n_fft / 2) / cfg.sample_rate
 
 
 def frame_targets(labels: np.ndarray, starts_s, n_frames: int, cfg: SeldConfig) -> tuple:
@@ -195,55 +189,63 @@ def seld_loss(act_logits, x_pred, act_target, x_target) -> torch.Tensor:
     return 0.5 * bce + 0.5 * mse
 
 
-def pool_to_label_rate(act: np.ndarray, xs: np.ndarray, times_s: np.ndarray, n_label_frames: int = NUM_LABEL_FRAMES,
-                       threshold: float = 0.2) -> list:
-    """Network frames -> 10 Hz rows.
+def window_starts(duration_s: float, hop_s: float) -> np.ndarray:
+    """Start times (s) of the inference windows, computed as the official code does, float quirks included: for
+    5 s and a 1.2 s hop, [0, 1.2, 2.4, 3.5999999999999996, 4.8], so the fourth window starts one STFT frame early
+    (int(t * 100) = 359) while its rows are numbered from int(t * 10) = 36."""
+    rem = duration_s % hop_s
+    if rem == 0 or abs(rem - hop_s) < 1e-10:
+        return np.arange(0, duration_s + hop_s, hop_s)
+    return np.arange(0, duration_s, hop_s)
 
-    act: sigmoid activity [N, C]; xs: x / 256 [N, C]; times_s: absolute centre time of each frame [N] (s).
-    Frames are grouped by floor(t * 10); a class is active when the group's mean activity > threshold, with
-    x = 256 * sum(act * x) / sum(act). Returns rows [(frame, class, x pixels)] sorted by frame then class.
+
+def rows_from_outputs(act: np.ndarray, xs: np.ndarray, starts_s, cfg: SeldConfig, duration_s: float,
+                      threshold: float = None) -> list:
+    """Kept network outputs -> 10 Hz rows.
+
+    act: sigmoid activity [K, H, C] and xs: x / 256 [K, H, C] of the central H frames of K windows starting at
+    starts_s [K] (s). Each group of sample_rate / hop / 10 frames (10) is one 10 Hz row, numbered from
+    int(start * 10); a class is active when the group's mean activity > threshold, with x = 256 * sum(act * x) /
+    sum(act). Rows at or after duration_s are dropped. Returns [(frame, class, x pixels)] sorted by frame (stable).
     """
-    idx = np.floor(np.asarray(times_s) * LABEL_RATE).astype(int)
+    threshold = cfg.threshold if threshold is None else threshold
+    per_row = int(cfg.sample_rate / cfg.hop / LABEL_RATE)
     rows = []
-    for f in range(n_label_frames):
-        sel = idx == f
-        if not sel.any():
-            continue
-        a, x = act[sel], xs[sel]
-        mean = a.mean(axis=0)
-        for c in np.flatnonzero(mean > threshold):
-            rows.append((f, int(c), float(PICTURE_WIDTH * (a[:, c] * x[:, c]).sum() / max(a[:, c].sum(), 1e-9))))
-    return rows
+    for a_win, x_win, start in zip(act, xs, starts_s):
+        first = int(start * LABEL_RATE)
+        for j in range(a_win.shape[0] // per_row):
+            a, x = a_win[j * per_row:(j + 1) * per_row], x_win[j * per_row:(j + 1) * per_row]
+            with np.errstate(invalid="ignore", divide="ignore"):  # a class silent for the whole row: unused
+                mean, weighted = a.mean(axis=0), (a * x).sum(axis=0) / a.sum(axis=0)
+            rows += [(first + j, int(c), float(PICTURE_WIDTH * weighted[c])) for c in np.flatnonzero(mean > threshold)]
+    rows = [r for r in rows if r[0] < int(duration_s * LABEL_RATE)]
+    return sorted(rows, key=lambda r: r[0])
 
 
 @torch.no_grad()
-def predict_frames(model: SeldNet, audio: np.ndarray) -> tuple:
-    """Network outputs over a whole clip: audio float [2, N] at cfg.sample_rate ->
-    (activity [M, C] sigmoid, x / 256 [M, C], absolute frame times [M] s) from the central hop_s of each window."""
+def predict_outputs(model: SeldNet, audio: np.ndarray) -> tuple:
+    """Network outputs over a clip, windowed as the official inference: audio float [2, N] at cfg.sample_rate ->
+    (activity [K, H, C] sigmoid, x / 256 [K, H, C], window starts [K] s, duration s) for K windows, H kept frames."""
     cfg = model.cfg
-    win, hop = cfg.window_samples, int(round(cfg.hop_s * cfg.sample_rate))
-    margin = (win - hop) // 2
-    n = audio.shape[1]
-    n_win = -(-n // hop)
-    padded = np.zeros((2, margin + n_win * hop + win), np.float32)
-    padded[:, margin:margin + n] = audio
-    windows = np.stack([padded[:, k * hop:k * hop + win] for k in range(n_win)])  # [K, 2, win]
+    n = audio.shape[1] - audio.shape[1] % cfg.hop
+    wav = np.concatenate([np.zeros((2, cfg.n_fft - cfg.hop), np.float32), audio[:, :n].astype(np.float32)], axis=1)
+    spec = features(torch.from_numpy(wav)[None], cfg)[0]  # [3, n / hop, F]
+    fps = round(cfg.sample_rate / cfg.hop)
+    length, keep = round(cfg.window_s * fps) + 1, round(cfg.hop_s * fps)
+    cut = (length - keep) // 2
+    spec = torch.cat([spec[:, spec.shape[1] - cut:], spec, spec[:, :length]], dim=1)  # looped at both ends
+    duration = n / cfg.sample_rate
+    starts = window_starts(duration, cfg.hop_s)
+    windows = torch.stack([spec[:, int(t * fps):int(t * fps) + length] for t in starts])
     model.eval()
-    logits, xs = model(features(torch.from_numpy(windows), cfg))
-    t = frame_times(logits.shape[1], cfg)
-    keep = (t >= margin / cfg.sample_rate) & (t < (margin + hop) / cfg.sample_rate)
-    times = (np.arange(n_win)[:, None] * hop - margin) / cfg.sample_rate + t[None, :]  # [K, T']
-    act = torch.sigmoid(logits)[:, keep].reshape(-1, cfg.n_classes).numpy()
-    xs, times = xs[:, keep].reshape(-1, cfg.n_classes).numpy(), times[:, keep].reshape(-1)
-    inside = times < n / cfg.sample_rate
-    return act[inside], xs[inside], times[inside]
+    logits, xs = model(windows)
+    return torch.sigmoid(logits)[:, cut:cut + keep].numpy(), xs[:, cut:cut + keep].numpy(), starts, duration
 
 
 def predict_rows(model: SeldNet, audio: np.ndarray, threshold: float = None) -> list:
     """SELD rows [(frame at 10 Hz, class, x pixels)] of one clip's audio float [2, N] at the model's rate."""
-    act, xs, times = predict_frames(model, audio)
-    n_frames = int(round(audio.shape[1] / model.cfg.sample_rate * LABEL_RATE))
-    return pool_to_label_rate(act, xs, times, n_frames, model.cfg.threshold if threshold is None else threshold)
+    act, xs, starts, duration = predict_outputs(model, audio)
+    return rows_from_outputs(act, xs, starts, model.cfg, duration, threshold)
 
 
 def save_seld(folder, model: SeldNet, meta: dict = None, dtype=torch.bfloat16) -> str:
@@ -283,9 +285,9 @@ def load_seld(folder) -> SeldNet:
 def load_official(path, config: str = "official_small") -> SeldNet:
     """The official SAVGBench SELD checkpoint from a local file the user has (never downloaded).
 
-    Accepts a torch pickle (.pt/.pth/.ckpt; a bare state dict or one under 'model'/'state_dict') or a
-    .safetensors file; 'module.'/'model.' prefixes are stripped. The key layout of the official file has not
-    been checked against this implementation: a mismatch raises a ValueError listing the differing keys.
+    Accepts a torch pickle (.pt/.pth/.ckpt; a bare state dict or one under 'model_state_dict' (the official
+    params_swa_*.pth), 'model' or 'state_dict') or a .safetensors file; 'module.'/'model.' prefixes are stripped.
+    The official module names are this module's; any missing or unexpected key raises a ValueError naming them.
     """
     path = Path(path)
     if not path.is_file():
@@ -296,7 +298,7 @@ def load_official(path, config: str = "official_small") -> SeldNet:
         state = load_file(str(path))
     else:
         state = torch.load(path, map_location="cpu", weights_only=False)
-        for key in ("model", "state_dict", "model_state_dict"):
+        for key in ("model_state_dict", "model", "state_dict"):
             if isinstance(state, dict) and isinstance(state.get(key), dict):
                 state = state[key]
     state = {k.removeprefix("module.").removeprefix("model."): v for k, v in state.items()}
@@ -304,6 +306,5 @@ def load_official(path, config: str = "official_small") -> SeldNet:
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: not loadable into cnn_mhsa_fc/{config}: {len(missing)} missing keys "
-                         f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); the official "
-                         f"key names need a mapping that has not been verified yet")
+                         f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]})")
     return model.eval()

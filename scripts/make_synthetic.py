@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from savg.data.synthetic.dataset import SynthConfig, clip_jobs, dataset_record, is_done, load_voices, write_clip_files, write_json_atomic
+from savg.data.synthetic.scene import PEOPLE_MIXES
 
 _voices = None
 
@@ -39,17 +40,21 @@ def main(argv=None):
     ap.add_argument("--fov", type=float, default=SynthConfig.fov_deg, help="horizontal field of view, degrees")
     ap.add_argument("--stereo-model", choices=("mid_side", "spaced"), default=SynthConfig.stereo_model,
                     help="mid_side: the benchmark's coincident pair (level differences); spaced: adds time differences")
+    ap.add_argument("--people", choices=tuple(PEOPLE_MIXES), default=SynthConfig.people,
+                    help="how many people a scene holds: sparse (1.55 on average, like the SVGSA24 clips) or crowded (2.3)")
     ap.add_argument("--sources", default=None, help="folder of your own mono recordings to use as voices")
     ap.add_argument("--workers", type=int, default=1, help="parallel processes")
     args = ap.parse_args(argv)
 
-    config = SynthConfig(args.sample_rate, args.fov, args.stereo_model, str(Path(args.sources).resolve()) if args.sources else None)
+    config = SynthConfig(args.sample_rate, args.fov, args.stereo_model, str(Path(args.sources).resolve()) if args.sources else None,
+                         args.people)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record = dataset_record(args.num_dev, args.num_eval, args.seed, config)
     record_path = out / "synthetic.json"
     if record_path.exists():
         old = json.loads(record_path.read_text())
+        old["config"] = {"people": "crowded", **old["config"]}  # folders made before the setting existed
         if old["seed"] != record["seed"] or old["config"] != record["config"]:
             sys.exit(f"{record_path}: this folder was made with other settings ({old['config']}, seed {old['seed']}); use a new --out")
     write_json_atomic(record_path, record)

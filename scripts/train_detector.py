@@ -4,7 +4,8 @@
 
 Reads ROOT/video_dev/*.mp4 and the sidecar boxes ROOT/boxes_dev/*.json (person boxes with visible fraction >=
 --min-visible). Adam, cosine schedule, horizontal flips. Resumes from OUT/checkpoint.pt; writes OUT/run.json,
-OUT/log.jsonl and the model (config.json + model.safetensors, bf16) into OUT/model.
+OUT/log.jsonl and the model (config.json + model.safetensors, bf16) into OUT/model. --iters may change on resume
+(the schedule is recomputed for the new length); any other setting must stay the same.
 """
 import argparse
 import json
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from savg.data.clip_io import read_clip
 from savg.data.svgsa24 import list_split
@@ -55,12 +57,13 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.add_argument("--ckpt-every", type=int, default=200)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     out, cfg = Path(args.out), TinyConfig()
-    settings = {k: v for k, v in vars(args).items() if k not in ("threads", "log_every", "ckpt_every", "out")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("threads", "log_every", "ckpt_every", "out", "no_progress", "iters")}
     write_run_record(out, {**settings, "model": tiny_config_dict(cfg)}, args.seed)
     seed_everything(args.seed)
     pics, boxes = load_frames(args.data, "dev", cfg, args.num_clips, args.min_visible)
@@ -78,6 +81,7 @@ def main(argv=None):
         print(f"resumed at iteration {it}", flush=True)
     width = 256
     t0, losses = time.time(), []
+    bar = tqdm(total=args.iters, initial=it, unit="it", disable=args.no_progress)
     while it < args.iters:
         for g in opt.param_groups:
             g["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * it / args.iters))
@@ -94,16 +98,18 @@ def main(argv=None):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         it += 1
+        bar.update()
         if it % args.log_every == 0 or it == args.iters:
             row = {"it": it, "loss": float(np.mean(losses)), "s_per_it": (time.time() - t0) / len(losses)}
             append_jsonl(out / "log.jsonl", row)
-            print(json.dumps(row), flush=True)
+            tqdm.write(json.dumps(row))
             t0, losses = time.time(), []
         if it % args.ckpt_every == 0 or it == args.iters:
             save_checkpoint(out / "checkpoint.pt", {"model": net.state_dict(), "opt": opt.state_dict(), "it": it,
                                                     "np_rng": rng.bit_generator.state, "rng": rng_state()})
+    bar.close()
     fp = save_pretrained(out / "model", tiny_config_dict(cfg), weights_only(net.state_dict()), dtype=torch.bfloat16,
                          meta={"iters": args.iters, "seed": args.seed, "data": str(args.data), "num_clips": args.num_clips})
     print(f"saved {out / 'model'} fingerprint {fp}", flush=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from savg.data.svgsa24 import iter_labeled_clips
 from savg.eval.seld import SeldNet, load_official, load_seld, config_dict, features, frame_targets, get_config, label_arrays, save_seld, seld_loss
@@ -48,7 +49,8 @@ def load_split(root, split: str, cache_dir, sample_rate: int) -> tuple:
 
 
 def make_batch(audio, act, xs, batch: int, cfg, rng) -> tuple:
-    """Random crops: (features [B, 3, T, F], activity target [B, T', C], x target [B, T', C])."""
+    """Random crops: (features [B, 3, T, F], activity target [B, T', C], x target [B, T', C]), T' the network's
+    output frames (T rounded down to whole time pools)."""
     n, _, length = audio.shape
     win = cfg.window_samples
     idx = rng.integers(0, n, batch)
@@ -60,7 +62,7 @@ def make_batch(audio, act, xs, batch: int, cfg, rng) -> tuple:
     x = np.where(mirror[:, None, None], np.where(a > 0, 256.0 - x, 0.0), x)
     wav *= (10 ** (rng.uniform(-0.5, 0.3, batch) / 1.0))[:, None, None].astype(np.float32)
     feats = features(torch.from_numpy(np.ascontiguousarray(wav)), cfg)
-    n_frames = feats.shape[2] // cfg.time_pool
+    n_frames = feats.shape[2] // cfg.time_pool * cfg.time_pool
     ta, tx = frame_targets((a, x), starts / cfg.sample_rate, n_frames, cfg)
     return feats, torch.from_numpy(ta), torch.from_numpy(tx)
 
@@ -97,6 +99,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.add_argument("--ckpt-every", type=int, default=200)
     p.add_argument("--init", default=None, help="start from these weights: a folder from this script, or the official "
                    "checkpoint file (fine-tuning); ignored when resuming")
@@ -107,7 +110,7 @@ def main(argv=None):
     out = Path(args.out)
     cfg = get_config(args.config)
     warmup = args.warmup if args.warmup is not None else max(1, args.iters // 20)
-    settings = {k: v for k, v in vars(args).items() if k not in ("threads", "log_every", "ckpt_every", "out", "export_only", "iters")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("threads", "log_every", "ckpt_every", "out", "export_only", "iters", "no_progress")}
     write_run_record(out, {**settings, "model": config_dict(cfg)}, args.seed)
     seed_everything(args.seed)
 
@@ -130,11 +133,13 @@ def main(argv=None):
         print(f"resumed at iteration {it}", flush=True)
     avg_start = int(args.iters * (1 - args.avg_frac))
     t0, losses = time.time(), []
+    bar = tqdm(total=args.iters, initial=it, unit="it", disable=args.no_progress or args.export_only)
     while it < args.iters and not args.export_only:
         for g in opt.param_groups:
             g["lr"] = lr_at(it, args.iters, warmup, args.lr)
         losses.append(train_step(model, opt, make_batch(audio, act, xs, args.batch, cfg, rng)))
         it += 1
+        bar.update()
         if it > avg_start:
             sd = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
             if avg is None:
@@ -149,11 +154,12 @@ def main(argv=None):
         if it % args.log_every == 0 or it == args.iters:
             row = {"it": it, "loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"], "s_per_it": (time.time() - t0) / len(losses)}
             append_jsonl(out / "log.jsonl", row)
-            print(json.dumps(row), flush=True)
+            tqdm.write(json.dumps(row))
             t0, losses = time.time(), []
         if it % args.ckpt_every == 0 or it == args.iters:
             save_checkpoint(out / "checkpoint.pt", {"model": model.state_dict(), "opt": opt.state_dict(), "avg": avg,
                                                     "n_avg": n_avg, "it": it, "np_rng": rng.bit_generator.state, "rng": rng_state()})
+    bar.close()
     if avg is not None:
         model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in avg.items()})
     fp = save_seld(out / "model", model, meta={"iters": it, "seed": args.seed, "data": str(args.data), "averaged": n_avg})

@@ -37,8 +37,8 @@ def test_match_counts():
 def test_refusals(tmp_path):
     with pytest.raises(FileNotFoundError, match="never downloaded"):
         load_yolox_tiny(tmp_path / "yolox_tiny.pth")
-    (tmp_path / "yolox_tiny.pth").write_bytes(b"x")
-    with pytest.raises(NotImplementedError, match="not implemented"):
+    torch.save({"state_dict": TinyNet(CFG).state_dict()}, tmp_path / "yolox_tiny.pth")  # another network's weights
+    with pytest.raises(ValueError, match="does not fit YOLOX-tiny"):
         get_detector(f"yolox_tiny:{tmp_path / 'yolox_tiny.pth'}")
     with pytest.raises(FileNotFoundError):
         get_detector(f"tiny:{tmp_path}")
@@ -81,3 +81,19 @@ def test_evaluate_spatial_end_to_end(tmp_path):
     assert (tmp_path / "out" / "overlays" / "s0.png").read_bytes()[:4] == b"\x89PNG"
     assert not (tmp_path / "out" / "overlays" / "s1.png").exists()
     assert (tmp_path / "out" / "per_clip.csv").read_text().splitlines()[0] == "name,tp,fn"
+
+
+def test_train_detector_script_runs_and_resumes(tmp_path, script, capsys):
+    from savg.data.synthetic.dataset import SynthConfig, write_clip_files
+    from savg.eval.detectors import TinyDetector
+
+    write_clip_files(tmp_path / "d", tmp_path / "d" / "video_dev" / "c0.mp4", 3, SynthConfig())
+    train = script("train_detector").main
+    common = ["--data", str(tmp_path / "d"), "--out", str(tmp_path / "run"), "--num-clips", "1", "--batch", "2",
+              "--log-every", "1", "--ckpt-every", "1", "--no-progress"]
+    train(common + ["--iters", "1"])
+    train(common + ["--iters", "2"])
+    assert "resumed at iteration 1" in capsys.readouterr().out
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 2
+    rows = TinyDetector(tmp_path / "run" / "model").detect(np.zeros((2, 256, 256, 3), np.uint8))
+    assert all(len(r) == 6 for r in rows)

@@ -1,10 +1,15 @@
-"""SELD features, network shapes, 10 Hz pooling and inference rows, a training step, save/load."""
+"""SELD features, network shapes, 10 Hz rows and inference against the official code, a training step, save/load."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from savg.eval.seld import (SeldNet, features, frame_targets, get_config, label_arrays, load_official, load_seld,
-                            pool_to_label_rate, predict_frames, predict_rows, save_seld, seld_loss)
+                            predict_rows, rows_from_outputs, save_seld, seld_loss, window_starts)
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 TINY = get_config({**get_config("cpu").__dict__, "channels": (4, 8, 8), "d_model": 16, "n_heads": 2, "ff": 32})
 
@@ -18,6 +23,10 @@ def test_features_shape_and_phase_range():
     same = features(torch.stack([audio[:, 0], audio[:, 0]], 1), cfg)
     assert torch.allclose(same[:, 2], torch.zeros_like(same[:, 2]))  # identical channels: no phase difference
     assert torch.equal(f[:, 0], features(audio.flip(1), cfg)[:, 1])  # |L| and |R| swap with the channels
+    n = torch.arange(cfg.window_samples, dtype=torch.float64)
+    tone = lambda delay: torch.sin(2 * np.pi * 64 / 512 * (n - delay)).float()  # exactly FFT bin 64
+    late = torch.stack([tone(0), tone(1)])[None]  # R one sample behind L
+    assert features(late, cfg)[0, 2, 10, 64] == pytest.approx(2 * np.pi - 2 * np.pi * 64 / 512, abs=1e-3)  # phase R - L
 
 
 @pytest.mark.parametrize("name", ["official_small", "cpu"])
@@ -26,36 +35,53 @@ def test_network_shapes(name):
     cfg = get_config(name)
     model = SeldNet(cfg).eval()
     logits, x = model(features(torch.randn(1, 2, cfg.window_samples), cfg))
-    assert logits.shape == x.shape == (1, 124 // 5, 2)  # 50 ms network frames, 2 classes
+    assert logits.shape == x.shape == (1, 124, 2)  # one output per 10 ms STFT frame (124 // 4 * 4), 2 classes
 
 
-def test_official_small_size():
-    widths = [m.out_channels for m in SeldNet(get_config("official_small")).det_blocks.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert widths == [64, 64, 128, 128, 256, 256]
-    enc = SeldNet(get_config("official_small")).det_encoder
-    assert len(enc.layers) == 2 and enc.layers[0].self_attn.num_heads == 8 and enc.layers[0].linear1.out_features == 1024
+def test_official_small_has_the_official_tensors():
+    # names and shapes of every tensor of the official network (SAVGBench net_seld.py with net_small.json)
+    official = json.loads((FIXTURES / "seld_official_small_keys.json").read_text())
+    ours = {k: list(v.shape) for k, v in SeldNet(get_config("official_small")).state_dict().items()}
+    assert ours == official
 
 
-def test_pool_to_label_rate_threshold_and_weighted_x():
-    times = np.array([0.01, 0.06, 0.11, 0.16, 0.21, 0.26])  # two network frames per 10 Hz frame
-    act = np.array([[0.9, 0.1], [0.1, 0.1], [0.2, 0.3], [0.2, 0.0], [0.1, 0.0], [0.3, 0.0]])
-    xs = np.array([[0.5, 0.0], [0.25, 0.0], [0.1, 0.9], [0.3, 0.7], [0.4, 0.0], [0.6, 0.0]])
-    rows = pool_to_label_rate(act, xs, times, n_label_frames=3, threshold=0.2)
-    # frame 0: class 0 mean 0.5 > 0.2, x = 256 * (0.9 * 0.5 + 0.1 * 0.25) / 1.0; class 1 mean 0.1: inactive
-    # frame 1: class 0 mean 0.2 is not > 0.2; class 1 mean 0.15: inactive; frame 2: class 0 mean 0.2: inactive
-    assert [(f, c) for f, c, _ in rows] == [(0, 0)]
-    assert rows[0][2] == pytest.approx(256 * 0.475)
-    rows = pool_to_label_rate(act, xs, times, n_label_frames=3, threshold=0.15)
-    assert [(f, c) for f, c, _ in rows] == [(0, 0), (1, 0), (2, 0)]
-    assert rows[1][2] == pytest.approx(256 * 0.2)
+def test_rows_match_the_official_inference(script):
+    """A tiny instance of the official network with seeded weights, and the rows the official inference code wrote
+    for the fixture audio (scripts/make_seld_fixture.py): same rows in the same order, x within 1e-3 px."""
+    data = np.load(FIXTURES / "seld_official_tiny.npz")
+    cfg = get_config({**get_config("official_small").__dict__, "channels": (4, 4, 8), "d_model": 8, "n_heads": 2,
+                      "ff": 16, "n_layers": 1})
+    model = SeldNet(cfg)
+    model.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in data.items() if k.startswith("w:")}, strict=True)
+    rows = predict_rows(model, script("make_seld_fixture").fixture_audio())
+    want = data["rows"]
+    assert [(f, c) for f, c, _ in rows] == [(int(f), int(c)) for f, c, _ in want]
+    assert np.allclose([x for *_, x in rows], want[:, 2], atol=1e-3)
+
+
+def test_rows_from_outputs_threshold_and_weighted_x():
+    cfg = get_config("cpu")
+    act = np.zeros((2, 20, 2))  # two windows of 20 kept frames = 2 rows each
+    xs = np.zeros((2, 20, 2))
+    act[0, :10, 0], xs[0, :10, 0] = [0.9] + [0.1] * 9, [0.5] + [0.25] * 9  # mean 0.18: inactive
+    act[0, 10:, 0], xs[0, 10:, 0] = [0.75, 0.25] + [0.125] * 8, [0.5, 0.1] + [0.25] * 8  # mean 0.2: not > 0.2
+    act[1, :10, 1], xs[1, :10, 1] = 0.3, np.linspace(0.1, 0.4, 10)
+    rows = rows_from_outputs(act, xs, [0.0, 0.5], cfg, duration_s=0.6)
+    assert [(f, c) for f, c, _ in rows] == [(5, 1)]  # rows numbered from int(start * 10); frame 6 cut by duration
+    assert rows[0][2] == pytest.approx(256 * 0.25)
+    rows = rows_from_outputs(act, xs, [0.0, 0.5], cfg, duration_s=0.6, threshold=0.15)
+    assert [(f, c) for f, c, _ in rows] == [(0, 0), (1, 0), (5, 1)]
+    assert rows[0][2] == pytest.approx(256 * (0.9 * 0.5 + 0.9 * 0.25) / 1.8)
+
+
+def test_window_starts_as_the_official_code():
+    assert window_starts(5.0, 1.2).tolist() == [0, 1.2, 2.4, 3 * 1.2, 4.8]
+    assert int(window_starts(5.0, 1.2)[3] * 100) == 359  # the official float quirk, kept
+    assert window_starts(4.8, 1.2).tolist()[-1] == pytest.approx(4.8)
 
 
 def test_inference_covers_50_frames_at_10_hz():
-    model = SeldNet(TINY)
-    act, xs, times = predict_frames(model, np.random.default_rng(0).normal(0, 0.1, (2, 80000)).astype(np.float32))
-    counts = np.bincount(np.floor(times * 10).astype(int))
-    assert len(counts) == 50 and (counts == 2).all()  # central 1.2 s of each window, each 10 Hz frame twice
-    rows = predict_rows(model, np.zeros((2, 80000), np.float32), threshold=-1.0)
+    rows = predict_rows(SeldNet(TINY), np.zeros((2, 80000), np.float32), threshold=-1.0)
     assert [r[0] for r in rows] == [f for f in range(50) for _ in range(2)] and all(np.isfinite(r[2]) for r in rows)
 
 
@@ -66,8 +92,8 @@ def test_label_arrays_and_targets():
     assert act[0].tolist() == [1, 1] and xs[0].tolist() == [100, 200]  # female + male merge into speech, x averaged
     assert act[12].tolist() == [0, 1] and act.sum() == 3
     cfg = get_config("cpu")
-    ta, tx = frame_targets((act[None], xs[None]), np.array([1.0]), 24, cfg)
-    assert ta.shape == (1, 24, 2) and ta[0, :, 1].sum() == 2  # frames centred in 1.2..1.3 s see label frame 12
+    ta, tx = frame_targets((act[None], xs[None]), np.array([1.0]), 124, cfg)
+    assert ta.shape == (1, 124, 2) and ta[0, :, 1].sum() == 10  # STFT frames centred in 1.2..1.3 s see label frame 12
     assert tx[0, ta[0, :, 1] > 0, 1] == pytest.approx(40 / 256)
 
 
@@ -79,11 +105,11 @@ def test_training_step_reduces_loss_on_a_fixed_batch(script):
     act = np.zeros((2, 50, 2), np.float32)
     act[0, :, 0] = 1
     xs = act * 64.0
-    cfg = get_config({**TINY.__dict__, "window_s": 0.3})  # 4800 samples: 27 STFT frames, 5 network frames
+    cfg = get_config({**TINY.__dict__, "window_s": 0.3})  # 4800 samples: 27 STFT frames, 24 output frames
     model = SeldNet(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     batch = train.make_batch(audio, act, xs, 2, cfg, rng)
-    assert batch[0].shape[1:] == (3, 27, 257) and batch[1].shape == (2, 5, 2)
+    assert batch[0].shape[1:] == (3, 27, 257) and batch[1].shape == (2, 24, 2)
     losses = [train.train_step(model, opt, batch) for _ in range(3)]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
 
@@ -109,7 +135,8 @@ def test_official_checkpoint_refused_clearly(tmp_path):
     with pytest.raises(ValueError, match="missing keys"):
         load_official(tmp_path / "other.pth")
     model = SeldNet(get_config("cpu"))
-    torch.save({"model": {"module." + k: v for k, v in model.state_dict().items()}}, tmp_path / "ok.pth")
+    torch.save({"model_state_dict": {"module." + k: v for k, v in model.state_dict().items()}, "optimizer_state_dict": {}},
+               tmp_path / "ok.pth")  # laid out as the official params_swa_*.pth
     assert isinstance(load_official(tmp_path / "ok.pth", config="cpu"), SeldNet)
 
 

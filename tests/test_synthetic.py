@@ -34,6 +34,12 @@ def test_scene_statistics():
     assert crossing >= 20  # people walk into and out of the picture
 
 
+def test_people_mixes():
+    people = {mix: np.mean([sum(e.kind == "person" for e in sample_scene(s, people=mix).entities) for s in range(400)])
+              for mix in ("sparse", "crowded")}
+    assert 1.4 < people["sparse"] < 1.7 and 2.1 < people["crowded"] < 2.5
+
+
 def test_make_clip_is_deterministic():
     config = SynthConfig()
     a, rows_a, side_a = make_clip(clip_seed(0, "dev", 3), config)
@@ -116,6 +122,19 @@ def test_rerun_resumes_and_refuses_other_settings(dataset, script):
     assert victim.is_file() and keep.stat().st_mtime_ns == before
     with pytest.raises(SystemExit, match="other settings"):
         main(["--out", str(dataset), "--num-dev", "1", "--num-eval", "0", "--seed", "1"])
+    with pytest.raises(SystemExit, match="other settings"):
+        main(["--out", str(dataset), "--num-dev", str(NUM_DEV), "--num-eval", str(NUM_EVAL), "--seed", "0", "--people", "crowded"])
+
+
+def test_folders_from_before_the_people_setting_were_crowded(tmp_path, script):
+    main = script("make_synthetic").main
+    main(["--out", str(tmp_path), "--num-dev", "0", "--num-eval", "1", "--people", "crowded"])
+    record = json.loads((tmp_path / "synthetic.json").read_text())
+    del record["config"]["people"]
+    (tmp_path / "synthetic.json").write_text(json.dumps(record))
+    main(["--out", str(tmp_path), "--num-dev", "0", "--num-eval", "1", "--people", "crowded"])  # accepted
+    with pytest.raises(SystemExit, match="other settings"):
+        main(["--out", str(tmp_path), "--num-dev", "0", "--num-eval", "1"])
 
 
 def test_own_recordings_replace_the_built_in_voices(tmp_path):

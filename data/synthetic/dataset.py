@@ -19,7 +19,7 @@ from ..stereo import DEFAULT_FOV_DEG
 from ..svgsa24 import SPLITS, sibling_path, write_labels
 from .render_audio import render_audio
 from .render_video import render_video
-from .scene import sample_scene
+from .scene import DEFAULT_PEOPLE, sample_scene
 
 SPLIT_CODES = {"dev": 0, "eval": 1}
 FORMAT_VERSION = 1
@@ -31,6 +31,7 @@ class SynthConfig:
     fov_deg: float = DEFAULT_FOV_DEG  # horizontal field of view of the pinhole camera, degrees
     stereo_model: str = "mid_side"  # "mid_side" (the benchmark's, level differences only) or "spaced" (adds time differences)
     sources_dir: str = None  # folder of the user's own mono recordings replacing the built-in voices
+    people: str = DEFAULT_PEOPLE  # how many people a scene holds: a key of scene.PEOPLE_MIXES
 
 
 def clip_seed(seed: int, split: str, index: int) -> int:
@@ -66,7 +67,7 @@ def load_voices(folder, sample_rate: int) -> list:
 
 def make_clip(scene_seed: int, config: SynthConfig, voices: list = None) -> tuple:
     """Render one clip. Returns (Clip, label rows [(frame, class_id, x, y)], sidecar dict)."""
-    scene = sample_scene(scene_seed, fov_deg=config.fov_deg, stereo_model=config.stereo_model)
+    scene = sample_scene(scene_seed, fov_deg=config.fov_deg, stereo_model=config.stereo_model, people=config.people)
     pictures, boxes = render_video(scene)
     audio = render_audio(scene, config.sample_rate, voices=voices)
     clip = Clip(letterbox(pictures), audio, config.sample_rate)
