@@ -5,13 +5,15 @@
 Without --data the procedural dataset is made in WORK/data (seed 0, the recipe's generator: --num-eval
 eval clips, the same number of dev clips). Rows, each against the eval split (reference):
   generated     --num-samples clips from scripts/generate.py (the default checkpoint and sampling settings)
+  tokenizers    the dev clips encoded and decoded by the shipped video tokenizer and audio codec: what a
+                language model that predicted their codes perfectly would score (the tokenizers' ceiling)
   ground truth  the dev clips in place of generated ones (eval vs dev, what a perfect model would score)
 FVD / KVD / FAD use the official protocol (96 shuffled 2 s windows per side, seed 42) and the offline
 networks of scripts/evaluate.py (FAD-aisfx unless --fad-backend); Spatial AV-Align is scored on the
 generated clips and on the eval clips themselves (the shipped SELD and detector). WORK keeps the generated
 clips, metrics.json and report.html per row (rerunning skips finished generation and cached features).
 Last line: JSON {"spatial_gen", "spatial_gt", "fvd_gen", "fvd_gt", "fad_gen", "fad_gt", "fad_backend",
-"sec_per_clip", ...}.
+"sec_per_clip", ...; "spatial_tok", "fvd_tok", ... for the tokenizers row}.
 """
 import argparse
 import importlib.util
@@ -23,6 +25,31 @@ from pathlib import Path
 from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def reconstruct(source: Path, out: Path) -> Path:
+    """Every clip of `source` through the shipped tokenizers (codes and back) into `out` (finished clips kept)."""
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from savg.data.clip_format import Clip
+    from savg.data.clip_io import read_clip, write_clip
+    from savg.data.svgsa24 import list_split
+    from savg.tokenizers.audio_codec import AudioCodec
+    from savg.tokenizers.video_tokenizer import VideoTokenizer
+
+    vtok = VideoTokenizer.from_pretrained(ROOT / "checkpoints" / "video_tokenizer")
+    codec = AudioCodec.from_pretrained(ROOT / "checkpoints" / "audio_codec")
+    out.mkdir(parents=True, exist_ok=True)
+    for e in tqdm(list_split(source.parent, "dev"), desc="tokenizers round trip", unit="clip"):
+        if not (out / e.video.name).exists():
+            clip = read_clip(e.video)
+            with torch.no_grad():
+                video = vtok.decode(vtok.encode(clip.video)).numpy()
+                audio = codec.decode(codec.encode(torch.from_numpy(clip.audio))).numpy()[:, :clip.audio.shape[1]]
+            write_clip(out / e.video.name, Clip(video, np.ascontiguousarray(audio, np.float32), clip.sample_rate))
+    return out
 
 
 def load_script(name):
@@ -74,15 +101,17 @@ def main(argv=None):
     seld, detector = load_seld(ROOT / "checkpoints" / "seld"), get_detector("tiny")
     reference = data / "video_eval"
     rows = {}
-    for name, folder, spatial_of in (("gen", generated, generated), ("gt", data / "video_dev", reference)):
+    tokenized = reconstruct(data / "video_dev", work / "tokenizers_round_trip")
+    for name, folder, spatial_of in (("gen", generated, generated), ("tok", tokenized, tokenized),
+                                     ("gt", data / "video_dev", reference)):
         spatial = evaluate_spatial(spatial_of, work / name / "spatial", seld, detector)
         m = evaluate(folder, reference, work / name, "official", extractors=extractors, cache_dir=work / "cache",
                      spatial=spatial)
         rows[name] = {"fvd": m["fvd"], "kvd": m["kvd"], "fad": m["fad"], "spatial": spatial["spatial_av_align"],
                       "tp": spatial["tp"], "fn": spatial["fn"], "fad_name": m["fad_metric_name"]}
-    gen, gt = rows["gen"], rows["gt"]
+    gen, tok, gt = rows["gen"], rows["tok"], rows["gt"]
     print(f"{'':14s} {'FVD':>9s} {'KVD':>8s} {gen['fad_name']:>10s} {'Spatial AV-Align':>18s}")
-    for label, r in (("generated", gen), ("ground truth", gt)):
+    for label, r in (("generated", gen), ("tokenizers", tok), ("ground truth", gt)):
         print(f"{label:14s} {r['fvd']:9.1f} {r['kvd']:8.2f} {r['fad']:10.2f} {r['spatial']:12.4f} ({r['tp']} TP, {r['fn']} FN)")
     ratio = gen["spatial"] / gt["spatial"] if gen["spatial"] is not None and gt["spatial"] else None
     print(f"spatial generated / ground truth = {ratio if ratio is None else round(ratio, 3)} (target >= 0.8); "
@@ -90,7 +119,9 @@ def main(argv=None):
     print(json.dumps({"spatial_gen": gen["spatial"], "spatial_gt": gt["spatial"], "spatial_ratio": ratio,
                       "fvd_gen": round(gen["fvd"], 2), "fvd_gt": round(gt["fvd"], 2), "kvd_gen": round(gen["kvd"], 3),
                       "kvd_gt": round(gt["kvd"], 3), "fad_gen": round(gen["fad"], 3), "fad_gt": round(gt["fad"], 3),
-                      "fad_backend": backend, "sec_per_clip": round(seconds_per_clip, 3), "num_samples": args.num_samples}))
+                      "fad_backend": backend, "sec_per_clip": round(seconds_per_clip, 3), "num_samples": args.num_samples,
+                      "spatial_tok": tok["spatial"], "fvd_tok": round(tok["fvd"], 2), "kvd_tok": round(tok["kvd"], 3),
+                      "fad_tok": round(tok["fad"], 3)}))
     return 0
 
 

@@ -4,7 +4,8 @@
     torchrun --nproc_per_node 2 scripts/train_audio_codec.py --data DIR --preset small --out DIR   # DDP (gloo on CPU)
 
 Audio cache: the first run decodes every clip's audio once (PyAV) into DATA/audio_cache/{split}_{rate}.npy,
-float32 [clips, 2, samples], with a .json listing the clip ids; later runs memory-map it (`--cache DIR` moves it).
+float32 [clips, 2, samples], with a .json of the clips it holds and those it skipped as unreadable (reported);
+later runs memory-map it (`--cache DIR` moves it).
 Training: random `--segment-s` crops (the mirror image, channels swapped, half the time; a random gain),
 losses time-domain L1, multi-scale mel, stereo image (ILD + IPD per band), VQ commitment, and from
 `--adv-start` on a multi-scale STFT discriminator (hinge + feature matching). AdamW, warm-up + cosine decay.
@@ -14,9 +15,7 @@ steps on the first --eval-clips eval clips), samples/*.wav (reference and decode
 save_pretrained folder, bf16, refreshed at every evaluation and at the end).
 """
 import argparse
-import json
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -39,23 +38,11 @@ LOSS_WEIGHTS = dict(l1=0.1, mel=1.0, ild=2.0, ipd=0.3, commit=1.0, adv=1.0, fm=2
 
 
 # ---- data -----------------------------------------------------------------------------------------
-def audio_cache(data_dir, split: str, sample_rate: int, cache_dir=None, show: bool = True) -> tuple:
-    """(audio float32 [clips, 2, samples] memory-mapped, clip ids) of `split`, decoding into the cache once."""
-    cache_dir = Path(cache_dir or Path(data_dir) / "audio_cache")
-    npy, ids_path = cache_dir / f"{split}_{sample_rate}.npy", cache_dir / f"{split}_{sample_rate}.json"
-    entries = list_split(data_dir, split)
-    ids = [e.id for e in entries]
-    if not (npy.is_file() and ids_path.is_file() and json.loads(ids_path.read_text()) == ids):
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = npy.with_name(npy.stem + f".tmp{os.getpid()}.npy")
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(ids), 2, num_samples(sample_rate)))
-        for i, e in enumerate(tqdm(entries, desc=f"caching {split} audio", disable=not show)):
-            arr[i] = read_clip(e.video, sample_rate=sample_rate).audio
-        arr.flush()
-        del arr
-        os.replace(tmp, npy)
-        ids_path.write_text(json.dumps(ids))
-    return np.load(npy, mmap_mode="r"), ids
+def audio_cache(data_dir, split: str, sample_rate: int, cache_dir=None, show: bool = True, threads: int = 4) -> tuple:
+    """(audio float32 [clips, 2, samples] memory-mapped, clip ids) of `split`'s readable clips, decoded once."""
+    npy = Path(cache_dir or Path(data_dir) / "audio_cache") / f"{split}_{sample_rate}.npy"
+    return tu.clip_cache(npy, list_split(data_dir, split), (2, num_samples(sample_rate)), np.float32,
+                         lambda e: read_clip(e.video, sample_rate=sample_rate).audio, threads, show)
 
 
 def sample_batch(audio: np.ndarray, batch: int, length: int, rng: np.random.Generator) -> torch.Tensor:

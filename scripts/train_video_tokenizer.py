@@ -4,7 +4,8 @@
     torchrun --nproc_per_node 2 scripts/train_video_tokenizer.py --data DIR --preset small --out DIR   # DDP (gloo on CPU)
 
 Frame cache: the first run decodes every clip once (PyAV) into DATA/video_cache/{split}.npy, the pictures only,
-uint8 [clips, 20, 144, 256, 3], with a .json listing the clip ids; later runs memory-map it (`--cache DIR` moves it).
+uint8 [clips, 20, 144, 256, 3], with a .json of the clips it holds and those it skipped as unreadable (reported);
+later runs memory-map it (`--cache DIR` moves it).
 Training: random frames of random dev clips, mirrored left-right half the time (a clip's spatial meaning is kept
 when audio is mirrored with it: channels swapped, see `Clip.mirrored`); losses l1 + l2 reconstruction, VQ
 commitment, optional perceptual loss from a local TorchScript file (`--perceptual PATH`), and from `--adv-start`
@@ -18,7 +19,6 @@ model/ (the save_pretrained folder, bf16, refreshed at every evaluation and at t
 import argparse
 import json
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -41,32 +41,26 @@ LOSS_WEIGHTS = dict(l1=1.0, l2=1.0, commit=1.0, perceptual=0.1, adv=0.1)
 
 
 # ---- data -----------------------------------------------------------------------------------------
-def frame_cache(data_dir, split: str, cache_dir=None, show: bool = True) -> tuple:
-    """(pictures uint8 [clips, 20, 144, 256, 3] memory-mapped, clip ids) of `split`, decoding into the cache once."""
-    cache_dir = Path(cache_dir or Path(data_dir) / "video_cache")
-    npy, ids_path = cache_dir / f"{split}.npy", cache_dir / f"{split}.json"
-    entries = list_split(data_dir, split)
-    ids = [e.id for e in entries]
-    if not (npy.is_file() and ids_path.is_file() and json.loads(ids_path.read_text()) == ids):
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = npy.with_name(npy.stem + f".tmp{os.getpid()}.npy")
-        shape = (len(ids), NUM_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, 3)
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        for i, e in enumerate(tqdm(entries, desc=f"caching {split} frames", disable=not show)):
-            arr[i] = picture(read_clip(e.video).video)
-        arr.flush()
-        del arr
-        os.replace(tmp, npy)
-        ids_path.write_text(json.dumps(ids))
-    return np.load(npy, mmap_mode="r"), ids
+def frame_cache(data_dir, split: str, cache_dir=None, show: bool = True, threads: int = 4) -> tuple:
+    """(pictures uint8 [clips, 20, 144, 256, 3] memory-mapped, clip ids) of `split`'s readable clips, decoded once."""
+    npy = Path(cache_dir or Path(data_dir) / "video_cache") / f"{split}.npy"
+    return tu.clip_cache(npy, list_split(data_dir, split), (NUM_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, 3), np.uint8,
+                         lambda e: picture(read_clip(e.video).video), threads, show)
 
 
-def sample_batch(pictures: np.ndarray, batch: int, rng: np.random.Generator) -> torch.Tensor:
-    """[batch, 3, 144, 256] float in [-1, 1]: random frames of random clips, mirrored left-right half the time."""
+def sample_batch(pictures, batch: int, rng: np.random.Generator) -> torch.Tensor:
+    """[batch, 3, 144, 256] float in [-1, 1] on the pictures' device: random frames of random clips, mirrored
+    left-right half the time. pictures: uint8 [clips, 20, 144, 256, 3], numpy (memory-mapped) or a torch tensor
+    (e.g. held on the GPU); the same draws give the same batch either way."""
     clips = rng.integers(0, pictures.shape[0], batch)
     frames = rng.integers(0, pictures.shape[1], batch)
-    x = np.stack([pictures[c, f] for c, f in zip(clips, frames)])
     flip = rng.random(batch) < 0.5
+    if torch.is_tensor(pictures):
+        dev = pictures.device
+        x = pictures[torch.as_tensor(clips, device=dev), torch.as_tensor(frames, device=dev)]
+        x = torch.where(torch.as_tensor(flip, device=dev)[:, None, None, None], x.flip(2), x)
+        return to_model(x)
+    x = np.stack([pictures[c, f] for c, f in zip(clips, frames)])
     x[flip] = x[flip, :, ::-1]
     return to_model(torch.from_numpy(np.ascontiguousarray(x)))
 
@@ -121,6 +115,9 @@ def parse_args(argv=None):
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", default=None, help="frame cache folder (default DATA/video_cache)")
+    ap.add_argument("--read-threads", type=int, default=4, help="threads decoding clips into the frame cache")
+    ap.add_argument("--max-gpu-frames-gb", type=float, default=16.0,
+                    help="on CUDA, the training frames are copied to the GPU when they take less than this (GiB)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
     ap.add_argument("--no-progress", action="store_true")
@@ -135,7 +132,8 @@ def main(argv=None):
     out = Path(args.out)
     cfg = preset(args.preset, **({"codebook_size": args.codebook_size} if args.codebook_size else {}))
     run_config = json.loads(json.dumps({**{k: v for k, v in vars(args).items() if k not in ("steps", "no_progress", "threads", "eval_every",
-                                                                     "ckpt_every", "log_every", "cache", "device")},
+                                                                     "ckpt_every", "log_every", "cache", "device",
+                                                                     "read_threads", "max_gpu_frames_gb")},
                   "tokenizer": asdict(cfg), "world_size": d.world_size}))  # as run.json stores it (tuples -> lists)
     if d.is_main:
         tu.write_run_record(out, run_config, args.seed, {"steps": args.steps})
@@ -143,11 +141,15 @@ def main(argv=None):
     tu.seed_everything(args.seed)  # same initial weights on every rank
 
     if d.is_main:
-        train_pics, _ = frame_cache(args.data, "dev", args.cache, show=not args.no_progress)
-        eval_pics, _ = frame_cache(args.data, "eval", args.cache, show=not args.no_progress)
+        train_pics, _ = frame_cache(args.data, "dev", args.cache, not args.no_progress, args.read_threads)
+        eval_pics, _ = frame_cache(args.data, "eval", args.cache, not args.no_progress, args.read_threads)
     tu.barrier(d)
     if not d.is_main:
         train_pics, _ = frame_cache(args.data, "dev", args.cache, show=False)
+    if d.device.type == "cuda":  # the uint8 frames on the GPU (3.5 GB for 1536 clips): no host work per batch
+        torch.backends.cudnn.benchmark = True
+        if train_pics.nbytes < args.max_gpu_frames_gb * 2 ** 30:
+            train_pics = torch.from_numpy(np.ascontiguousarray(train_pics)).to(d.device)
 
     model = VideoTokenizer(cfg).to(d.device)
     disc = PatchDiscriminator(args.disc_filters).to(d.device)

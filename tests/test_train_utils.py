@@ -48,3 +48,30 @@ def test_single_process_setup(monkeypatch):
     tu.barrier(d)
     model = torch.nn.Linear(2, 2)
     assert tu.unwrap(model) is model
+
+
+def test_clip_cache_skips_unreadable_clips_and_is_reused(tmp_path, capsys):
+    from savg.data.clip_io import ClipError
+    from savg.data.svgsa24 import Entry
+
+    entries = [Entry(f"c{i}", tmp_path / f"c{i}.mp4", tmp_path / f"c{i}.csv") for i in range(4)]
+    calls = []
+
+    def load(e):
+        calls.append(e.id)
+        if e.id == "c1":
+            raise ClipError(e.video, "corrupt", "not a readable mp4")
+        return np.full((2, 3), int(e.id[1]), np.float32)
+
+    rows, ids = tu.clip_cache(tmp_path / "cache" / "dev.npy", entries, (2, 3), np.float32, load, threads=2, show=False)
+    assert ids == ["c0", "c2", "c3"] and rows.shape == (3, 2, 3) and rows[:, 0, 0].tolist() == [0, 2, 3]
+    assert "c1.mp4: not a readable mp4" in capsys.readouterr().err
+    record = json.loads((tmp_path / "cache" / "dev.json").read_text())
+    assert list(record["skipped"]) == ["c1"] and sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["dev.json", "dev.npy"]
+    calls.clear()
+    rows, ids = tu.clip_cache(tmp_path / "cache" / "dev.npy", entries, (2, 3), np.float32, load, show=False)
+    assert calls == [] and ids == ["c0", "c2", "c3"]  # reused while the split's clip list is unchanged
+    rows, ids = tu.clip_cache(tmp_path / "cache" / "dev.npy", entries[:1], (2, 3), np.float32, load, show=False)
+    assert calls == ["c0"] and ids == ["c0"]  # another clip list: decoded again
+    with pytest.raises(ValueError, match="none of the 1 clips"):
+        tu.clip_cache(tmp_path / "bad.npy", entries[1:2], (2, 3), np.float32, load, show=False)

@@ -171,6 +171,15 @@ def test_trainer_writes_outputs_and_resumes(script, dataset, tmp_path):
         train.main(_train_args(dataset, out, 6, "--lr", "1e-3"))
 
 
+def test_batches_from_device_frames_match_host_frames(script):
+    """The trainer holds the frames on the GPU there; a torch tensor must give the batch the numpy array gives."""
+    sample_batch = script("train_video_tokenizer").sample_batch
+    pics = np.random.default_rng(0).integers(0, 256, (3, 4, 144, 256, 3), dtype=np.uint8)
+    host = sample_batch(pics, 16, np.random.default_rng(1))
+    held = sample_batch(torch.from_numpy(pics), 16, np.random.default_rng(1))
+    assert torch.equal(host, held) and host.shape == (16, 3, 144, 256)
+
+
 def test_torchrun_two_processes(dataset, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -1,5 +1,5 @@
 """Small generic helpers for tokenizer trainers: seeding, torchrun/DDP set-up, atomic checkpoints, resume,
-and the run record (config + seed + command) written beside the outputs.
+the run record (config + seed + command) written beside the outputs, and the decoded-clip caches they train from.
 
 DDP: launched by `torchrun --nproc_per_node N script.py ...`, the env vars RANK, WORLD_SIZE, LOCAL_RANK,
 MASTER_ADDR, MASTER_PORT are set; `setup_distributed` then opens a process group (gloo on CPU, nccl on CUDA).
@@ -10,12 +10,17 @@ import os
 import random
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
+
+from ..data.clip_io import ClipError
+from ..data.media import write_atomic
 
 CHECKPOINT_NAME = "checkpoint.pt"
 RUN_RECORD_NAME = "run.json"
@@ -143,3 +148,52 @@ def append_jsonl(path, row: dict) -> None:
     """Append one JSON line (metrics logs)."""
     with open(path, "a") as f:
         f.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def clip_cache(npy, entries, row_shape: tuple, dtype, load, threads: int = 4, show: bool = True) -> tuple:
+    """(rows [n, *row_shape] memory-mapped from `npy`, the clip ids of the rows): load(entry) -> one row for each
+    clip of `entries` (svgsa24 split entries), decoded once (`threads` at a time; PyAV decodes outside the GIL)
+    and reused while the split's clip list is unchanged (NPY.json records it). A clip that cannot be read
+    (ClipError: corrupt mp4, no audio, ...) is skipped and reported on stderr and in NPY.json."""
+    npy = Path(npy)
+    record_path = npy.with_suffix(".json")
+    clips = [e.id for e in entries]
+    if npy.is_file() and record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if isinstance(record, dict) and record.get("clips") == clips:
+            return np.load(npy, mmap_mode="r"), record["ids"]
+    npy.parent.mkdir(parents=True, exist_ok=True)
+    tmp = npy.with_name(f"{npy.stem}.tmp{os.getpid()}.npy")
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(entries), *row_shape))
+    ids, skipped = [], {}
+
+    def read(entry):
+        try:
+            return load(entry)
+        except ClipError as err:
+            return err
+
+    with ThreadPoolExecutor(max(threads, 1)) as pool:
+        rows = tqdm(pool.map(read, entries), total=len(entries), desc=f"caching {npy.stem}", disable=not show)
+        for entry, row in zip(entries, rows):
+            if isinstance(row, ClipError):
+                skipped[entry.id] = str(row)
+                print(f"skipped {entry.video}: {row}", file=sys.stderr)
+                continue
+            arr[len(ids)] = row
+            ids.append(entry.id)
+    if not ids:
+        tmp.unlink()
+        raise ValueError(f"{npy}: none of the {len(entries)} clips could be read (first: {next(iter(skipped.values()), '')})")
+    arr.flush()
+    if skipped:  # keep the rows of the readable clips only
+        full, tmp = arr, tmp.with_name(f"{npy.stem}.tmp{os.getpid()}b.npy")
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(ids), *row_shape))
+        arr[:] = full[:len(ids)]
+        arr.flush()
+        os.remove(full.filename)
+        del full
+    del arr
+    os.replace(tmp, npy)
+    write_atomic(record_path, json.dumps({"clips": clips, "ids": ids, "skipped": skipped}).encode())
+    return np.load(npy, mmap_mode="r"), ids
