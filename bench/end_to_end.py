@@ -27,8 +27,8 @@ from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def reconstruct(source: Path, out: Path) -> Path:
-    """Every clip of `source` through the shipped tokenizers (codes and back) into `out` (finished clips kept)."""
+def reconstruct(data: Path, out: Path) -> Path:
+    """Every dev clip of the dataset root `data` through the shipped tokenizers (codes and back) into `out` (finished clips kept)."""
     import numpy as np
     import torch
     from tqdm import tqdm
@@ -42,7 +42,7 @@ def reconstruct(source: Path, out: Path) -> Path:
     vtok = VideoTokenizer.from_pretrained(ROOT / "checkpoints" / "video_tokenizer")
     codec = AudioCodec.from_pretrained(ROOT / "checkpoints" / "audio_codec")
     out.mkdir(parents=True, exist_ok=True)
-    for e in tqdm(list_split(source.parent, "dev"), desc="tokenizers round trip", unit="clip"):
+    for e in tqdm(list_split(data, "dev"), desc="tokenizers round trip", unit="clip"):
         if not (out / e.video.name).exists():
             clip = read_clip(e.video)
             with torch.no_grad():
@@ -101,7 +101,7 @@ def main(argv=None):
     seld, detector = load_seld(ROOT / "checkpoints" / "seld"), get_detector("tiny")
     reference = data / "video_eval"
     rows = {}
-    tokenized = reconstruct(data / "video_dev", work / "tokenizers_round_trip")
+    tokenized = reconstruct(data, work / "tokenizers_round_trip")
     for name, folder, spatial_of in (("gen", generated, generated), ("tok", tokenized, tokenized),
                                      ("gt", data / "video_dev", reference)):
         spatial = evaluate_spatial(spatial_of, work / name / "spatial", seld, detector)
