@@ -9,7 +9,10 @@ levels with --levels) and for Opus at 6 and 12 kb/s stereo: multi-scale mel dist
 error over time-frequency bins with energy (per STFT bin; per mel band as a supplementary column), median
 direction error (weight-free level-difference estimate,
 original vs decoded), plus codebook usage and encode/decode real-time factors (processing time / audio time
-on this machine, batches of --batch clips). On procedural data a last row, "room re-drawn", keeps each clip's
+on this machine, batches of --batch clips), and the training speed: --train-steps real steps of
+scripts/train_audio_codec.py (--train-preset, its default batch of 1 s segments, the dtype and threads it picks)
+on a tiny procedural dataset, as seconds of audio trained per second and their share of the matmul peak
+measured in the same run (bench/trainer_speed.py). On procedural data a last row, "room re-drawn", keeps each clip's
 direct sound exactly and re-draws its reverberation and noise: the stereo errors that even an ideal codec gets
 when it codes the sources but not the room's noise waveform (per-bin level differences of the quiet channel
 depend on that realisation). The last line is one JSON object.
@@ -17,6 +20,7 @@ depend on that realisation). The last line is one JSON object.
 import argparse
 import io
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,10 +28,14 @@ import av
 import numpy as np
 import torch
 
+from savg.core.cli import HelpFormatter
+from savg.core.machine import default_threads
 from savg.data.clip_format import DEFAULT_SAMPLE_RATE, DURATION_S, num_samples
 from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
-from savg.tokenizers.audio_codec import AudioCodec
 from savg.tokenizers.audio_losses import codec_quality
+from savg.tokenizers.interface import AudioCodecAPI
+from savg.tokenizers.audio_codec import AudioCodec, preset
+from savg.tokenizers.load import load_audio_codec
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "audio_codec"
 OPUS_KBPS = (6, 12)
@@ -109,46 +117,47 @@ def align(ref: np.ndarray, est: np.ndarray, max_lag: int = MAX_LAG) -> np.ndarra
     return np.pad(shifted, ((0, 0), (0, max(0, n - shifted.shape[1]))))[:, :n].astype(np.float32)
 
 
-def run_codec(model: AudioCodec, audio: np.ndarray, n_q: int, batch: int) -> tuple:
+def run_codec(model: AudioCodecAPI, audio: np.ndarray, n_q: int, batch: int) -> tuple:
     """(decoded [n, 2, N], codes [n, frames, n_q], encode seconds, decode seconds)."""
     codes, decoded, t_enc, t_dec = [], [], 0.0, 0.0
     for i in range(0, len(audio), batch):
         t = time.perf_counter()
-        c = model.encode(audio[i:i + batch], n_q=n_q)
+        c = model.encode(audio[i:i + batch], levels=n_q)
         t_enc += time.perf_counter() - t
         t = time.perf_counter()
-        decoded.append(model.decode(c, length=audio.shape[-1]).numpy())
+        decoded.append(model.decode(c, length=audio.shape[-1]).cpu().numpy())
         t_dec += time.perf_counter() - t
         codes.append(c)
     return np.concatenate(decoded), torch.cat(codes), t_enc, t_dec
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--model", default=str(DEFAULT_MODEL), help="save_pretrained folder of the codec")
     ap.add_argument("--data", default=None, help="SVGSA24-layout root (default: render the procedural eval split)")
-    ap.add_argument("--clips", type=int, default=32)
+    ap.add_argument("--clips", type=int, default=32, help="eval clips used")
     ap.add_argument("--seed", type=int, default=0, help="seed of the procedural eval split")
     ap.add_argument("--people", default=DEFAULT_PEOPLE, choices=tuple(PEOPLE_MIXES), help="people mix of the procedural eval split (sparse or crowded)")
     ap.add_argument("--n-q", type=int, default=None, help="levels used for the JSON line (default: all)")
     ap.add_argument("--levels", default="", help="extra rows at these level counts, e.g. 2,4,6")
     ap.add_argument("--floor", type=int, default=1, help="1: add the 'room re-drawn' row (procedural data only): "
                     "direct sound exact, reverberation and noise re-drawn; the floor of a codec that does not code the room's noise waveform")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--batch", type=int, default=8, help="clips per encode / decode call")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the available cores)")
+    ap.add_argument("--train-preset", default="small", help="preset whose training speed is measured")
+    ap.add_argument("--train-steps", type=int, default=8, help="training steps timed (0: no training row)")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or default_threads())
 
-    model = AudioCodec.from_pretrained(args.model)
-    cfg = model.config
+    model = load_audio_codec(args.model)
+    cfg = model.spec
     sr = cfg.sample_rate
     audio = dataset_eval(args.data, args.clips, sr) if args.data else procedural_eval(args.clips, args.seed, sr, args.people)
-    print(f"codec {args.model} (fingerprint {model.fingerprint()}), {cfg.frame_rate} Hz x {cfg.num_quantizers} levels "
+    print(f"codec {args.model} (fingerprint {model.fingerprint()}), {cfg.frame_rate} Hz x {cfg.levels} levels "
           f"x {cfg.codebook_size} codes; {len(audio)} eval clips of {DURATION_S} s at {sr} Hz "
           f"({'procedural, seed %d' % args.seed if not args.data else args.data})")
 
-    n_q = args.n_q or cfg.num_quantizers
+    n_q = args.n_q or cfg.levels
     rows = {}
     for k in sorted({n_q, *(int(v) for v in args.levels.split(",") if v)}):
         decoded, codes, t_enc, t_dec = run_codec(model, audio, k, args.batch)
@@ -176,8 +185,24 @@ def main(argv=None):
     if "room re-drawn" in rows:
         result.update({f"floor_{k}": rows["room re-drawn"][k] for k in ("ild_error_db", "ild_band_error_db", "direction_error_deg")})
     result.update(n_q=n_q, clips=len(audio), fingerprint=model.fingerprint(), threads=torch.get_num_threads())
+    if args.train_steps:
+        result.update(training_row(args.train_preset, args.train_steps, args.threads))
     print(json.dumps(result))
 
+
+def training_row(preset_name: str, steps: int, threads: int) -> dict:
+    """Seconds of audio trained per second by scripts/train_audio_codec.py (its default 1 s segments) beside their
+    share of the measured peak (printed)."""
+    from trainer_speed import training_row as timed  # bench/ helper (on sys.path: see below)
+
+    cfg = preset(preset_name)
+    row = timed("train_audio_codec.py", preset_name, steps, threads, AudioCodec(cfg),
+                torch.randn(1, 2, cfg.sample_rate) * 0.1, "s of audio")
+    return {"train_audio_s_per_s": row.pop("train_items_per_s"), "train_gflop_per_audio_s": row.pop("train_gflop_per_item"),
+            **row}
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/trainer_speed.py, also when loaded by path (tests)
 
 if __name__ == "__main__":
     main()

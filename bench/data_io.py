@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from savg.core.cli import HelpFormatter
 from savg.data.clip_io import read_clip, write_clip
 from savg.data.svgsa24 import list_split
 from savg.data.synthetic.dataset import SynthConfig, clip_seed, make_clip
@@ -22,9 +23,9 @@ def timed(fn, items):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    ap.add_argument("--clips", type=int, default=16, help="procedural clips generated, written and read")
+    ap.add_argument("--seed", type=int, default=0, help="dataset seed of the procedural clips")
     ap.add_argument("--data", default=None, help="optional SVGSA24 root whose video_dev clips are also read")
     args = ap.parse_args()
 

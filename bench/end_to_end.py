@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from savg.core.cli import HelpFormatter
 from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,18 +37,17 @@ def reconstruct(data: Path, out: Path) -> Path:
     from savg.data.clip_format import Clip
     from savg.data.clip_io import read_clip, write_clip
     from savg.data.svgsa24 import list_split
-    from savg.tokenizers.audio_codec import AudioCodec
-    from savg.tokenizers.video_tokenizer import VideoTokenizer
+    from savg.tokenizers.load import load_audio_codec, load_video_tokenizer
 
-    vtok = VideoTokenizer.from_pretrained(ROOT / "checkpoints" / "video_tokenizer")
-    codec = AudioCodec.from_pretrained(ROOT / "checkpoints" / "audio_codec")
+    vtok = load_video_tokenizer(ROOT / "checkpoints" / "video_tokenizer")
+    codec = load_audio_codec(ROOT / "checkpoints" / "audio_codec")
     out.mkdir(parents=True, exist_ok=True)
     for e in tqdm(list_split(data, "dev"), desc="tokenizers round trip", unit="clip"):
         if not (out / e.video.name).exists():
             clip = read_clip(e.video)
             with torch.no_grad():
                 video = vtok.decode(vtok.encode(clip.video)).numpy()
-                audio = codec.decode(codec.encode(torch.from_numpy(clip.audio))).numpy()[:, :clip.audio.shape[1]]
+                audio = codec.decode(codec.encode(torch.from_numpy(clip.audio)), length=clip.audio.shape[1]).numpy()
             write_clip(out / e.video.name, Clip(video, np.ascontiguousarray(audio, np.float32), clip.sample_rate))
     return out
 
@@ -60,19 +60,19 @@ def load_script(name):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work", default="out/end_to_end")
-    p.add_argument("--data", default=None, help="dataset root with video_dev/ and video_eval/ (made when absent)")
-    p.add_argument("--num-samples", type=int, default=96)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--work", default="out/end_to_end", help="folder for the generated clips, metrics and reports per row")
+    p.add_argument("--data", default=None, help="dataset root with video_dev/ and video_eval/; None: made in WORK/data")
+    p.add_argument("--num-samples", type=int, default=96, help="clips to generate (and the dev and eval clips of a made dataset)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (when made) and sampling seed")
     p.add_argument("--people", default=DEFAULT_PEOPLE, choices=tuple(PEOPLE_MIXES), help="people mix of the made dataset")
-    p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "lm"))
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--fad-backend", default=None, help="aisfx (default) or audioclip (needs --fad-weights)")
-    p.add_argument("--fad-weights", default=None)
+    p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "lm"), help="language model folder to generate with")
+    p.add_argument("--batch-size", type=int, default=16, help="samples generated at once")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy)")
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely ids (0 = off)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus mass (1.0 = off)")
+    p.add_argument("--fad-backend", default=None, help="aisfx or audioclip (needs --fad-weights); None: scripts/evaluate.py's default")
+    p.add_argument("--fad-weights", default=None, help="local weights of the FAD backend (required for audioclip)")
     args = p.parse_args(argv)
 
     from savg.eval.audio_embed import DEFAULT_BACKEND

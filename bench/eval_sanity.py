@@ -19,10 +19,12 @@ import scipy.ndimage
 import scipy.signal
 from tqdm import tqdm
 
+from savg.core.cli import HelpFormatter
 from savg.data.clip_format import Clip, DEFAULT_SAMPLE_RATE
 from savg.data.clip_io import iter_clips, write_clip
 from savg.eval.evaluate import evaluate, load_extractors
 from savg.eval.features import list_videos
+from savg.eval.protocol import PROTOCOLS
 
 
 def blur(sigma):
@@ -63,10 +65,11 @@ def make_copies(src: Path, dst: Path, seed: int = 0):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--data", required=True, help="dataset root with video_dev/ and video_eval/")
     ap.add_argument("--work", required=True, help="folder for degraded copies, cache and per-row outputs")
-    ap.add_argument("--protocol", default="official", choices=("official", "clip"))
+    ap.add_argument("--protocol", default="official", choices=PROTOCOLS,
+                    help="official: 96 shuffled 2 s windows per side; clip: every clip whole (savg.eval.protocol)")
     ap.add_argument("--rows", default=",".join(DEGRADATIONS), help="degradations to run (comma-separated)")
     ap.add_argument("--noise-seeds", default="", help="extra window-shuffle seeds for the ground-truth row (comma-separated): its spread")
     args = ap.parse_args()

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+from savg.core.cli import HelpFormatter
 from savg.data.clip_format import FRAME_SIZE
 from savg.eval.aisfx import AisfxEmbedder
 from savg.eval.i3d import i3d_logits
@@ -29,11 +30,11 @@ def rate(fn, batch, batches: int) -> float:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batches", type=int, default=3)
-    ap.add_argument("--i3d-batch", type=int, default=4)
-    ap.add_argument("--aisfx-batch", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=None)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    ap.add_argument("--batches", type=int, default=3, help="timed batches per network (after one warm-up batch)")
+    ap.add_argument("--i3d-batch", type=int, default=4, help="video clips per I3D batch")
+    ap.add_argument("--aisfx-batch", type=int, default=16, help="audio windows per aisfx batch")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads; None: torch's default")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from savg.core.cli import HelpFormatter
+from savg.data.clip_format import FRAME_SIZE, NUM_FRAMES
 from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
+from savg.eval.spatial_align import TOLERANCE_PX, official_reading
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,25 +46,26 @@ def seld_counts(pred_rows, labels) -> tuple:
     return len(tp), len(pred) - len(tp), len(truth) - len(tp), [abs(pred[k] - truth[k]) for k in tp]
 
 
-def covered_fraction(det_rows, n_frames: int = 20, tolerance: float = 40.0) -> float:
-    """Mean over frames of the fraction of the 256-px width within `tolerance` of a box: the hit rate of a SELD x
-    drawn at random (ignoring the +-1 frame window, which only raises it)."""
-    cover = np.zeros((n_frames, 256), bool)
-    cols = np.arange(256) + 0.5
-    for f, _c, x0, _y0, x1, _y1 in det_rows:
-        cover[int(f)] |= (cols >= x0 - tolerance) & (cols <= x1 + tolerance)
+def covered_fraction(det_rows, n_frames: int = NUM_FRAMES, tolerance: int = TOLERANCE_PX) -> float:
+    """Mean over frames of the fraction of the frame's whole-pixel columns within `tolerance` px of a box, corners
+    read as the metric reads them: the hit rate of a SELD x drawn at random (ignoring the +-1 frame window, which
+    only raises it)."""
+    cover = np.zeros((n_frames, FRAME_SIZE), bool)
+    cols = np.arange(FRAME_SIZE)
+    for f, _c, x0, _y0, x1, _y1 in map(official_reading, det_rows):
+        cover[f] |= (cols >= x0 - tolerance) & (cols <= x1 + tolerance)
     return float(cover.mean())
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=None, help="procedural dataset root (with boxes_eval/); made when absent")
-    p.add_argument("--num-eval", type=int, default=96)
-    p.add_argument("--seed", type=int, default=0)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--data", default=None, help="procedural dataset root (with boxes_eval/); None: made in a temporary folder")
+    p.add_argument("--num-eval", type=int, default=96, help="eval clips of the made split")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed of the made split")
     p.add_argument("--people", default=DEFAULT_PEOPLE, choices=tuple(PEOPLE_MIXES), help="people mix of the made split (sparse or crowded)")
-    p.add_argument("--seld", default=str(ROOT / "checkpoints" / "seld"))
+    p.add_argument("--seld", default=str(ROOT / "checkpoints" / "seld"), help="SELD model folder (scripts/train_seld.py)")
     p.add_argument("--detector", default="tiny", help="hog, tiny[:FOLDER] or yolox_tiny:PATH")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads; None: torch's default")
     args = p.parse_args(argv)
 
     import torch
@@ -109,15 +113,16 @@ def main(argv=None):
             pred = [r[2:6] for r in dets[i] if r[0] == t]
             a, b, c = match_counts(pred, truth)
             d_tp, d_fp, d_fn = d_tp + a, d_fp + b, d_fn + c
-        labels, mirrored_boxes = label_rows[i], [(t, c, 256 - x1, y0, 256 - x0, y1) for t, c, x0, y0, x1, y1 in true_rows]
+        labels = label_rows[i]
+        mirrored_boxes = [(t, c, FRAME_SIZE - x1, y0, FRAME_SIZE - x0, y1) for t, c, x0, y0, x1, y1 in true_rows]
         totals["oracle gt"] += count_clip(labels, true_rows)
-        totals["oracle swapped"] += count_clip([(f, c, 256 - x) for f, c, x in labels], true_rows)
+        totals["oracle swapped"] += count_clip([(f, c, FRAME_SIZE - x) for f, c, x in labels], true_rows)
         totals["oracle shuffled"] += count_clip(label_rows[(i + 1) % len(items)], true_rows)
         totals["oracle mirrored"] += count_clip(labels, mirrored_boxes)
         totals["labels+detector"] += count_clip(labels, dets[i])
         totals["seld+boxes"] += count_clip(seld_rows[i], true_rows)
     chance = float(np.mean([covered_fraction(d) for d in dets]))
-    print(f"chance hit rate (frame width within 40 px of a detected person): {chance:.3f}", file=sys.stderr)
+    print(f"chance hit rate (frame width within {TOLERANCE_PX} px of a detected person): {chance:.3f}", file=sys.stderr)
     print(f"{'score':9s} {'ours':>6s} {'oracle':>6s}   drop from gt: ours / oracle", file=sys.stderr)
     for k in kinds:
         ours, oracle = totals[k], totals[f"oracle {k}"]

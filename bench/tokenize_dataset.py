@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from savg.core.cli import HelpFormatter
 from savg.data import token_cache as tc
 from savg.data.svgsa24 import list_split
 
@@ -34,12 +35,12 @@ def script(name):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=str(REPO / "out" / "synthetic"))
-    p.add_argument("--video-tokenizer", default=str(REPO / "checkpoints" / "video_tokenizer"))
-    p.add_argument("--audio-codec", default=str(REPO / "checkpoints" / "audio_codec"))
-    p.add_argument("--clips", type=int, default=16)
-    p.add_argument("--batch-size", type=int, default=8)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--data", default=str(REPO / "out" / "synthetic"), help="SVGSA24-layout root (made when it has no video_dev/)")
+    p.add_argument("--video-tokenizer", default=str(REPO / "checkpoints" / "video_tokenizer"), help="video tokenizer folder")
+    p.add_argument("--audio-codec", default=str(REPO / "checkpoints" / "audio_codec"), help="audio codec folder")
+    p.add_argument("--clips", type=int, default=16, help="first dev clips tokenized")
+    p.add_argument("--batch-size", type=int, default=8, help="clips encoded together (scripts/tokenize_dataset.py)")
     args = p.parse_args()
     data = Path(args.data)
     if not (data / "video_dev").is_dir():

@@ -1,10 +1,12 @@
 """The benchmark's stereo model: azimuth <-> picture x, panning gains, and a weight-free direction estimate.
 
-Conventions (see shared/docs/benchmark.md): azimuth `a` in radians, positive to the LEFT. The picture is a
-pinhole view with a horizontal field of view of 100 degrees (a setting), so a source at azimuth a appears at
-x = W/2 - f * tan(a) pixels on a W = 256 wide frame, f = (W/2) / tan(fov/2) (107.4 px for 100 degrees).
-The stereo pair is a coincident mid/side pair: L = W + Y, R = W - Y, i.e. gains (1 + sin a) and
-(1 - sin a): level differences only, no time difference.
+Conventions: azimuth `a` in radians, positive to the LEFT. How SVGSA24's stereo was made is not published; it is
+inferred from the same authors' stereo dataset generator for DCASE 2025: the first-order Ambisonics scene of
+STARSS23 is rotated to the view direction and taken as a coincident mid/side pair, L = W + Y, R = W - Y (W the
+omnidirectional and Y the left-right Ambisonics channel), i.e. gains (1 + sin a) and (1 - sin a): level
+differences only, no time difference; room reverberation adds decorrelated tails. The picture is a pinhole view
+with a horizontal field of view of 100 degrees (inferred too, hence a setting), so a source at azimuth a appears
+at x = width/2 - f * tan(a) pixels on the 256-wide picture, f = (width/2) / tan(fov/2) (107.4 px for 100 degrees).
 """
 import numpy as np
 from scipy.ndimage import uniform_filter1d

@@ -5,15 +5,24 @@ of <root>/video_dev/NAME.mp4 are found as the official scripts find them: 'video
 '.mp4' by '.csv' (applied here to the path below the root, so a root folder named '.../videos/...' is safe).
 Label rows have no header: `frame,class,x,y` with frame at 10 Hz (0..49), STARSS23 class id (0 female speech,
 1 male speech, 9 instrument), x in 0..256 picture pixels and y in 0..144 picture pixels (add 56 for frame rows).
+
+Positions stay consistent with the picture and the stereo: a labelled clip is read with fit="width" (scaled to the
+picture's width, so x keeps its meaning for the labels and the stereo; a narrower source, 4:3 or portrait, loses
+rows above and below, a wider one gets black bars above and below), and its label positions are moved by the same
+fit (y scaled about the crop and clamped into 0..144; x unchanged). The labels of a source that is not 16:9 are
+taken as positions in its picture stretched to 256x144. Nothing is silent (savg.data.clip_io.ClipWarning): the
+conversion, a clip used without labels (unlabelled) and a file of the split folder that is not an .mp4 are warned
+and collected; strict=True refuses the first two.
 """
 import csv
-import os
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .clip_format import NUM_LABEL_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, Clip
+from .media import write_atomic
 
 SPLITS = {"dev": "video_dev", "eval": "video_eval"}
 CLASS_IDS = {0: "female speech", 1: "male speech", 9: "instrument"}
@@ -58,15 +67,20 @@ def label_path(root, video_path) -> Path:
     return sibling_path(root, video_path, "metadata", ".csv")
 
 
-def list_split(root, split: str) -> list:
-    """Entries of `split` ('dev' or 'eval'), sorted by id. Raises FileNotFoundError when the folder is absent."""
+def list_split(root, split: str, ignored: list = None) -> list:
+    """Entries of `split` ('dev' or 'eval'): its .mp4 files, sorted by id. Every other audio or video file in the
+    folder (.mkv, .mov, .m4a, ...) is warned about and appended to `ignored` as a ClipWarning (reason not_mp4, or
+    no_video for an audio-only file). Raises FileNotFoundError when the folder is absent."""
+    from .clip_io import left_out
+
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
     folder = Path(root) / SPLITS[split]
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder; an SVGSA24 root holds {' and '.join(SPLITS.values())}")
-    videos = sorted(p for p in folder.iterdir() if p.suffix == ".mp4")
-    return [Entry(p.stem, p, label_path(root, p)) for p in videos]
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    left_out([p for p in files if p.suffix != ".mp4"], ignored)
+    return [Entry(p.stem, p, label_path(root, p)) for p in files if p.suffix == ".mp4"]
 
 
 def read_labels(path) -> np.ndarray:
@@ -98,14 +112,11 @@ def read_labels(path) -> np.ndarray:
 
 def write_labels(path, rows) -> None:
     """Write (frame, class_id, x, y) rows as the benchmark does (integers, no header), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        for frame, class_id, x, y in rows:
-            writer.writerow([int(frame), int(class_id), int(round(float(x))), int(round(float(y)))])
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    for frame, class_id, x, y in rows:
+        writer.writerow([int(frame), int(class_id), int(round(float(x))), int(round(float(y)))])
+    write_atomic(path, text.getvalue().encode())
 
 
 def mirror_labels(labels: np.ndarray) -> np.ndarray:
@@ -115,26 +126,61 @@ def mirror_labels(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def iter_labeled_clips(root, split: str, problems: list = None, require_labels: bool = True, **read_kwargs):
-    """Yield LabeledClip for every readable clip of `split`; bad clips are skipped and appended to `problems`.
+def map_labels(labels: np.ndarray, position_map: tuple) -> np.ndarray:
+    """Labels moved as a picture fit moved the picture (a ClipWarning's position_map (scale_x, offset_x, scale_y,
+    offset_y): x -> scale_x * x + offset_x, y likewise), clamped into the 256x144 picture."""
+    sx, ox, sy, oy = position_map
+    out = labels.copy()
+    out["x"] = np.clip(labels["x"] * sx + ox, 0, PICTURE_WIDTH)
+    out["y"] = np.clip(labels["y"] * sy + oy, 0, PICTURE_HEIGHT)
+    return out
 
-    problems: a list that receives (path, message) for every clip skipped (unreadable video, missing or
-    malformed labels when require_labels). read_kwargs go to savg.data.clip_io.read_clip (sample_rate, ...).
+
+def read_entry(entry: Entry, require_labels: bool = True, strict: bool = False, notes: list = None,
+               **read_kwargs) -> LabeledClip:
+    """The clip of `entry` with its labels, positions kept consistent (module docstring).
+
+    The video is read with fit="width" unless read_kwargs (for savg.data.clip_io.read_clip: sample_rate, fit, ...)
+    say otherwise; the labels are mapped by the fit's position_map. A missing label file is a LabelError when
+    require_labels or strict, else the clip comes with labels None and a ClipWarning 'unlabelled'. Conversions
+    and 'unlabelled' are warned and appended to `notes`; strict=True refuses conversions (ClipError).
     """
-    from .clip_io import ClipError, read_clip
+    from .clip_io import ClipWarning, read_clip, report
+
+    labels = read_labels(entry.labels) if require_labels or strict or entry.labels.exists() else None
+    found = []
+    clip = read_clip(entry.video, strict=strict, notes=found, **{"fit": "width", **read_kwargs})
+    for note in found:
+        if labels is not None and note.position_map is not None:
+            labels = map_labels(labels, note.position_map)
+    if labels is None:
+        report(ClipWarning(entry.video, "unlabelled", f"no label file {entry.labels}: the clip is used without "
+                                                      f"labels"), found)
+    if notes is not None:
+        notes += found
+    return LabeledClip(entry.id, clip, labels)
+
+
+def iter_labeled_clips(root, split: str, problems: list = None, require_labels: bool = True, strict: bool = False,
+                       notes: list = None, **read_kwargs):
+    """Yield LabeledClip (read_entry) for every readable clip of `split`; bad clips are skipped and appended to
+    `problems`.
+
+    problems: a list that receives (path, message) for every file skipped: files of the split folder that are not
+    .mp4, unreadable or refused videos, missing (when require_labels or strict) or malformed labels.
+    notes: a list that receives the ClipWarning of every clip yielded with a conversion or without labels.
+    read_kwargs go to savg.data.clip_io.read_clip (sample_rate, ...).
+    """
+    from .clip_io import ClipError
 
     problems = [] if problems is None else problems
-    for entry in list_split(root, split):
+    ignored = []
+    entries = list_split(root, split, ignored)
+    problems += [(note.path, str(note)) for note in ignored]
+    for entry in entries:
         try:
-            labels = read_labels(entry.labels)
-        except LabelError as e:
-            if require_labels or entry.labels.exists():
-                problems.append((str(entry.labels), str(e)))
-                continue
-            labels = None
-        try:
-            clip = read_clip(entry.video, **read_kwargs)
-        except ClipError as e:
-            problems.append((str(entry.video), str(e)))
+            item = read_entry(entry, require_labels, strict, notes, **read_kwargs)
+        except (LabelError, ClipError) as e:
+            problems.append((e.path, str(e)))
             continue
-        yield LabeledClip(entry.id, clip, labels)
+        yield item

@@ -1,10 +1,14 @@
 """Token caches: tokenized clips as parquet shards, readable as an ordinary Hugging Face dataset.
 
 A cache folder:
-    metadata.json                               fingerprints of both tokenizers, layout, rates, counts
+    metadata.json                               fingerprints of both tokenizers, layout, rates, and per split
+                                                the counts, notes per reason, unlabelled clip ids, ignored files
     data/{split}-{i:05d}-of-{n:05d}.parquet     one row per clip (and per mirrored clip)
     data/{split}-{i:05d}-of-{n:05d}.errors.tsv  clips of that shard skipped, with the reason (only if any)
-    errors.tsv                                  all of them: split, path, reason
+    data/{split}-{i:05d}-of-{n:05d}.notes.tsv   clips of that shard kept with a note: path, reason (aspect,
+                                                portrait, frame_rate, unlabelled), what was done (only if any)
+    errors.tsv                                  all errors: split, path, reason
+    notes.tsv                                   all notes: split, path, reason, what was done
     .hf/                                        the datasets library's memory-mapped copy (made on first load)
 
 A row (`features`): id (clip file stem), split, video codes int [NUM_FRAMES, rows, cols], audio codes int
@@ -15,6 +19,7 @@ file that exists is complete.
 """
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded: caches are local parquet files
@@ -72,22 +77,27 @@ def shard_path(cache, split: str, index: int, count: int) -> Path:
     return Path(cache) / DATA / f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
-def errors_path(shard: Path) -> Path:
-    return shard.with_name(shard.name.replace(".parquet", ".errors.tsv"))
+SIDECARS = ("errors", "notes")  # a shard's .errors.tsv and .notes.tsv
 
 
-def write_shard(path, rows: list, feats, errors: list = ()) -> None:
-    """Write rows (dicts from make_row) to `path` atomically; `errors` (path, reason) go to the shard's
-    errors file first, so a finished shard always has its errors recorded."""
+def sidecar_path(shard: Path, kind: str) -> Path:
+    """The shard's `kind` ("errors" or "notes") file."""
+    return shard.with_name(shard.name.replace(".parquet", f".{kind}.tsv"))
+
+
+def write_shard(path, rows: list, feats, errors: list = (), notes: list = ()) -> None:
+    """Write rows (dicts from make_row) to `path` atomically; `errors` (path, reason) and `notes` (path, reason,
+    what was done) go to the shard's errors and notes files first, so a finished shard always has them recorded."""
     from datasets import Dataset
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    err = errors_path(path)
-    if errors:
-        write_atomic(err, ("".join(f"{p}\t{_one_line(r)}\n" for p, r in errors)).encode())
-    elif err.exists():
-        err.unlink()
+    for kind, items in zip(SIDECARS, (errors, notes)):
+        side = sidecar_path(path, kind)
+        if items:
+            write_atomic(side, "".join("\t".join(map(_one_line, item)) + "\n" for item in items).encode())
+        elif side.exists():
+            side.unlink()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rows = list(rows)
     table = Dataset.from_list(rows, features=feats) if rows else Dataset.from_dict({k: [] for k in feats}, features=feats)
@@ -137,10 +147,13 @@ def _without_path(value):
     return {k: v for k, v in value.items() if k != "path"} if isinstance(value, dict) else value
 
 
-def update_counts(cache, split: str, num_shards: int, num_clips: int) -> dict:
-    """Record in metadata.json what is on disk for `split` (rows, shards done, errors) and rewrite errors.tsv.
+def update_counts(cache, split: str, num_shards: int, num_clips: int, ignored: list = ()) -> dict:
+    """Record in metadata.json what is on disk for `split` and rewrite errors.tsv and notes.tsv.
 
-    Safe to call from every process of a sharded job: each call recounts everything from the files.
+    metadata splits[split]: clips, shards, shards_done, rows, errors (count), notes ({reason: count}),
+    unlabelled (ids of the clips kept without labels), ignored ([{"path", "reason"}]: the files of the split
+    folder that were not read, from `ignored` (path, reason)). Safe to call from every process of a sharded job:
+    each call recounts everything from the files.
     """
     import pyarrow.parquet as pq
 
@@ -149,28 +162,34 @@ def update_counts(cache, split: str, num_shards: int, num_clips: int) -> dict:
     done = [shard_path(cache, split, i, num_shards) for i in range(num_shards)]
     done = [p for p in done if p.is_file()]
     rows = sum(pq.read_metadata(p).num_rows for p in done)
-    errors = _split_errors(cache, split)
+    notes = [line.split("\t") for line in _split_lines(cache, split, "notes")]
     meta["splits"][split] = {"clips": num_clips, "shards": num_shards, "shards_done": len(done), "rows": rows,
-                             "errors": len(errors)}
+                             "errors": len(_split_lines(cache, split, "errors")),
+                             "notes": dict(sorted(Counter(n[2] for n in notes).items())),
+                             "unlabelled": sorted(Path(n[1]).stem for n in notes if n[2] == "unlabelled"),
+                             "ignored": [{"path": str(p), "reason": r} for p, r in ignored]}
     write_atomic(cache / METADATA, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
-    lines = [line for s in sorted(meta["splits"]) for line in _split_errors(cache, s)]
-    write_atomic(cache / "errors.tsv", ("".join(lines)).encode())
+    for kind in SIDECARS:
+        lines = [line for s in sorted(meta["splits"]) for line in _split_lines(cache, s, kind)]
+        write_atomic(cache / f"{kind}.tsv", ("".join(lines)).encode())
     return meta
 
 
-def _split_errors(cache: Path, split: str) -> list:
+def _split_lines(cache: Path, split: str, kind: str) -> list:
+    """Lines "split<TAB>..." of the `kind` files of the finished shards of `split`."""
     lines = []
-    for p in sorted((cache / DATA).glob(f"{split}-*-of-*.errors.tsv")):
-        if p.with_name(p.name.replace(".errors.tsv", ".parquet")).is_file():
+    for p in sorted((cache / DATA).glob(f"{split}-*-of-*.{kind}.tsv")):
+        if p.with_name(p.name.replace(f".{kind}.tsv", ".parquet")).is_file():
             lines += [f"{split}\t{line}\n" for line in p.read_text().splitlines() if line]
     return lines
 
 
 # ---- loading ------------------------------------------------------------------------------------
 def fingerprint_of(tokenizer) -> str:
-    """A tokenizer's fingerprint from a model (its .fingerprint()), a save_pretrained folder, or the string."""
+    """A tokenizer's fingerprint from a model (its .fingerprint(), savg.tokenizers.interface), a save_pretrained
+    folder, or the string."""
     if hasattr(tokenizer, "fingerprint"):
-        return getattr(tokenizer, "fingerprint_", None) or tokenizer.fingerprint()
+        return tokenizer.fingerprint()
     path = Path(tokenizer)
     if (path / "config.json").is_file():
         return json.loads((path / "config.json").read_text())["fingerprint"]

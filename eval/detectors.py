@@ -146,7 +146,7 @@ class TinyDetector:
     """The small CNN person detector; `folder` holds config.json + model.safetensors from scripts/train_detector.py."""
 
     def __init__(self, folder=DEFAULT_TINY, threshold: float = None):
-        from ..tokenizers.pretrained import load_pretrained
+        from ..core.pretrained import load_pretrained
         from .seld import load_weights
 
         if not (Path(folder) / "model.safetensors").is_file():

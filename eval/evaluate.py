@@ -12,12 +12,14 @@ import torch
 
 from . import protocol as P
 from .audio_embed import DEFAULT_BACKEND, load_audio_embedder
-from .features import extract, list_videos, scan
+from .features import extract, survey
 from .frechet import frechet_distance, kernel_distance
 from .i3d import i3d_logits
 from .i3d_weights import load_i3d
 
 FAD_SCALE = {"audioclip": 1000.0, "aisfx": 1.0}
+SIDES = ("generated", "reference")
+FILE_LISTS = ("skipped", "ignored", "converted")  # savg.eval.features.survey's lists, per side in metrics.json
 
 
 def load_extractors(i3d_weights=None, fad_backend: str = DEFAULT_BACKEND, fad_weights=None) -> tuple:
@@ -35,6 +37,11 @@ def evaluate(generated, reference, out=None, protocol: str = "official", num_win
              threads: int = None, seed: int = P.SEED, spatial: dict = None) -> dict:
     """Compute the metrics; with `out`, write out/metrics.json and out/report.html. Returns the metrics dict.
 
+    Each folder is read for its .mp4 files (savg.eval.features.survey); the metrics list per side ({side: [{"path",
+    "reason", "error"}]}) the files "skipped" (unreadable), "ignored" (other audio and video files) and "converted"
+    (scored, read with a conversion: a picture that is not 16:9 fitted, frames repeated from a source
+    below 4 frames/s).
+
     extractors: the result of load_extractors() (loaded once and reused across calls), or None to load the
     defaults. cache_dir: feature cache (default out/cache). seed: window shuffle (official: 42).
     spatial: the result of savg.eval.spatial.evaluate_spatial (written under out/spatial), added to the metrics."""
@@ -46,11 +53,11 @@ def evaluate(generated, reference, out=None, protocol: str = "official", num_win
     extractors, info = extractors or load_extractors()
     out = Path(out) if out else None
     cache_dir = Path(cache_dir) if cache_dir else (out / "cache" if out else None)
-    gen_paths, gen_skipped = scan(list_videos(generated), cache_dir, "scan generated")
-    ref_paths, ref_skipped = scan(list_videos(reference), cache_dir, "scan reference")
-    for side, paths in (("generated", gen_paths), ("reference", ref_paths)):
-        if not paths:
+    found = {side: survey(folder, cache_dir, f"scan {side}") for side, folder in zip(SIDES, (generated, reference))}
+    for side in SIDES:
+        if not found[side]["paths"]:
             raise ValueError(f"no readable mp4 in the {side} folder")
+    gen_paths, ref_paths = found["generated"]["paths"], found["reference"]["paths"]
     gen_windows, ref_windows = P.select(protocol, len(gen_paths), len(ref_paths), num_windows, seed)
     gen = extract(gen_paths, gen_windows, protocol, extractors, cache_dir, desc="generated features")
     ref = extract(ref_paths, ref_windows, protocol, extractors, cache_dir, desc="reference features")
@@ -71,7 +78,7 @@ def evaluate(generated, reference, out=None, protocol: str = "official", num_win
         ],
         "i3d_weights": info["i3d_weights"], "fad_metric_name": info["fad_metric_name"], "fad_scale": FAD_SCALE.get(backend, 1.0),
         "num_generated_files": len(gen_paths), "num_reference_files": len(ref_paths),
-        "skipped": {"generated": gen_skipped, "reference": ref_skipped},
+        **{key: {side: found[side][key] for side in SIDES} for key in FILE_LISTS},
         "generated_dir": str(Path(generated).resolve()), "reference_dir": str(Path(reference).resolve()),
         "settings": settings, "seconds": round(time.time() - t0, 1),
     }

@@ -107,14 +107,25 @@ def spatial_section(spatial: dict) -> str:
             f"and person boxes (green) on frames 0, 5, 10, 15, 19.</p>{overlays}")
 
 
+def file_items(metrics: dict, keys: tuple) -> str:
+    """HTML <li> items, one per file of the lists metrics[key][side] (savg.eval.evaluate.FILE_LISTS) for key in
+    `keys`: key, side, path and reason."""
+    return "".join(f"<li>{key} ({side}): {html.escape(i['path'])} ({html.escape(i['reason'])})</li>"
+                   for key in keys for side, found in metrics[key].items() for i in found)
+
+
+def files_section(metrics: dict) -> str:
+    """HTML naming the files scoring ignored (not .mp4) or read with a conversion; "" when there are none."""
+    items = file_items(metrics, ("ignored", "converted"))
+    return f"<h2>Files ignored / converted</h2><ul>{items}</ul>" if items else ""
+
+
 def write_report(path, metrics: dict, features: dict, gen_paths, ref_paths, gen_windows, ref_windows, n_samples: int = 4):
     """Write the report. features: {"video": (gen [N, D], ref [M, D]), "audio": (...)}."""
     rows = "".join(
         f"<tr><td>{html.escape(m['name'])}</td><td>{m['value']:.4g}</td><td>{html.escape(str(m['backend']))}</td>"
         f"<td>{m['protocol']}</td><td>{m['num_generated']}</td><td>{m['num_reference']}</td></tr>"
         for m in metrics["metrics"])
-    skipped = [f"<li>{side}: {html.escape(s['path'])} ({html.escape(s['reason'])})</li>"
-               for side, items in metrics["skipped"].items() for s in items]
     plots = feature_plots("I3D logits", *features["video"]) + feature_plots(metrics["fad_metric_name"] + " embeddings", *features["audio"])
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>savg evaluation</title><style>
 body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px}}
@@ -126,7 +137,8 @@ protocol: <b>{metrics['protocol']}</b>; I3D weights: {html.escape(metrics['i3d_w
 (reported as {html.escape(metrics['fad_metric_name'])}, scale {metrics['fad_scale']:g})</p>
 <table><tr><th>metric</th><th>value</th><th>backend</th><th>protocol</th><th>generated</th><th>reference</th></tr>{rows}</table>
 {spatial_section(metrics.get("spatial"))}
-<h2>Skipped files</h2><ul>{''.join(skipped) or '<li>none</li>'}</ul>
+<h2>Skipped files</h2><ul>{file_items(metrics, ("skipped",)) or '<li>none</li>'}</ul>
+{files_section(metrics)}
 <h2>Feature statistics</h2><div>{plots}</div>
 <h2>Samples: generated</h2><table>{sample_rows(gen_paths, gen_windows, n_samples)}</table>
 <h2>Samples: reference</h2><table>{sample_rows(ref_paths, ref_windows, n_samples)}</table>

@@ -250,7 +250,7 @@ def predict_rows(model: SeldNet, audio: np.ndarray, threshold: float = None) -> 
 
 def save_seld(folder, model: SeldNet, meta: dict = None, dtype=torch.bfloat16) -> str:
     """Write config.json + model.safetensors (bf16 by default); returns the fingerprint."""
-    from ..tokenizers.pretrained import save_pretrained
+    from ..core.pretrained import save_pretrained
 
     return save_pretrained(folder, {"kind": "seld", **config_dict(model.cfg)}, weights_only(model.state_dict()), dtype=dtype, meta=meta)
 
@@ -270,7 +270,7 @@ def load_weights(model: nn.Module, state: dict) -> None:
 
 def load_seld(folder) -> SeldNet:
     """A SeldNet from a folder written by save_seld (fp32, eval mode)."""
-    from ..tokenizers.pretrained import load_pretrained
+    from ..core.pretrained import load_pretrained
 
     if not Path(folder).is_dir():
         raise FileNotFoundError(f"{folder}: no SELD checkpoint folder here (train one with scripts/train_seld.py)")

@@ -1,24 +1,33 @@
 """Spatial AV-Align: the official matching rule and score, and the official CSV row formats.
 
 SELD rows: (frame at 10 Hz, class, x) with x in 256-wide frame pixels. Detector rows: (frame at 4 fps, class,
-x0, y0, x1, y1) in pixels of the 256x256 frame; class 0 is COCO "person", the only class the metric uses.
-Rule (shared/docs/benchmark.md): a SELD row at label frame f looks at detector frames t-1, t, t+1 with
-t = round(f * 0.4) clamped to 0..19; it is a hit (TP) when any person box there overlaps [x - 40, x + 40]
-horizontally (x1 >= x - 40 and x0 <= x + 40, inclusive), else a miss (FN), also when there are no boxes.
-Score = sum TP / (sum TP + sum FN) pooled over clips. Class of the SELD row and box heights are ignored.
+x0, y0, x1, y1) in pixels of the 256x256 frame; class 0 is COCO "person", the only class the official detector
+writes at commit 04e8d5b and the only one counted here (the matching script itself does not look at the class).
+
+Rule, exactly as SAVGBench's av_spatial_evaluation/compute_spatialAValign_metrics.py (commit 04e8d5b) applies it:
+- it reads the values with int(), so the SELD frame, the SELD x and the four box corners are truncated toward
+  zero before matching: x = 100.9 matches as 100, x = -0.9 as 0, a box edge at 59.99 as 59;
+- a SELD row at label frame f looks at detector frames t-1, t, t+1 with t = round(f * 0.4) clamped to 0..19;
+- it is a hit (TP) when any person box there overlaps [x - 40, x + 40] horizontally (x1 >= x - 40 and
+  x0 <= x + 40, inclusive, in those whole pixels), else a miss (FN), also when there are no boxes;
+- score = sum TP / (sum TP + sum FN) pooled over clips (a recall, not a mean of per-clip scores). The class of
+  the SELD row and box heights are ignored; extra boxes are never penalised.
+Revisions from February 2026 on differ: their detector keeps boxes of every COCO class by default, all of which
+then count, and t is clamped to the last detector frame with a box in the clip rather than to 19.
+The CSV writers keep full float precision, so that the official script reading them truncates to the same whole
+pixels as match_rows does on the rows in memory (rounding to 0.01 px first would turn 100.996 into 101).
 """
 import csv
-import os
-from collections import defaultdict
+import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..data.clip_format import label_frame_to_video_frame
+from ..data.media import write_atomic
 
 PERSON = 0  # COCO class id of "person"
-TOLERANCE_PX = 40.0  # half-width of the horizontal interval around the SELD x
+TOLERANCE_PX = 40  # half-width of the horizontal interval around the SELD x, whole pixels as the official azi_thresh
 FRAME_WINDOW = 1  # detector frames either side of the mapped one
 
 
@@ -37,19 +46,23 @@ class Counts:
         return self.tp / n if n else float("nan")
 
 
-def match_rows(seld_rows, det_rows, tolerance_px: float = TOLERANCE_PX, frame_window: int = FRAME_WINDOW,
+def official_reading(row) -> tuple:
+    """A CSV row's values as the official script reads them: int() of each, truncation toward zero."""
+    return tuple(int(v) for v in row)
+
+
+def match_rows(seld_rows, det_rows, tolerance_px: int = TOLERANCE_PX, frame_window: int = FRAME_WINDOW,
                person_class: int = PERSON) -> np.ndarray:
-    """Hit flags, bool [len(seld_rows)], one per SELD row (frame, class, x) against detector rows
-    (frame, class, x0, y0, x1, y1); only boxes of `person_class` count."""
-    boxes = defaultdict(list)  # detector frame -> [(x0, x1)]
-    for frame, cls, x0, _y0, x1, _y1 in det_rows:
-        if int(cls) == person_class:
-            boxes[int(frame)].append((float(x0), float(x1)))
+    """Hit flags, bool [len(seld_rows)], one per SELD row (frame, class, x px) against detector rows
+    (frame, class, x0, y0, x1, y1 px); only boxes of `person_class` count. SELD rows and box corners are read as
+    official_reading does; detector rows are picked by their frame as given (the official script compares it
+    unconverted), so a fractional detector frame 5.9 is not within 1 of frame 4."""
+    boxes = [(float(frame), int(x0), int(x1)) for frame, cls, x0, _y0, x1, _y1 in det_rows if int(cls) == person_class]
     hits = np.zeros(len(seld_rows), dtype=bool)
-    for i, (frame, _cls, x) in enumerate(seld_rows):
-        t = label_frame_to_video_frame(int(frame))
-        lo, hi = float(x) - tolerance_px, float(x) + tolerance_px
-        hits[i] = any(x1 >= lo and x0 <= hi for d in range(-frame_window, frame_window + 1) for x0, x1 in boxes.get(t + d, ()))
+    for i, (frame, _cls, x) in enumerate(map(official_reading, seld_rows)):
+        t = label_frame_to_video_frame(frame)
+        lo, hi = x - tolerance_px, x + tolerance_px
+        hits[i] = any(abs(f - t) <= frame_window and x1 >= lo and x0 <= hi for f, x0, x1 in boxes)
     return hits
 
 
@@ -68,19 +81,17 @@ def score_clips(pairs, **kwargs) -> Counts:
 
 
 def _write_rows(path, rows, formats) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        for row in rows:
-            w.writerow([fmt(v) for fmt, v in zip(formats, row)])
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    for row in rows:
+        w.writerow([fmt(v) for fmt, v in zip(formats, row)])
+    write_atomic(path, text.getvalue().encode())
 
 
 def _num(v):
+    """An integer-valued number as an integer, any other at full float precision (see the module docstring)."""
     v = float(v)
-    return int(v) if v.is_integer() else round(v, 2)
+    return int(v) if v.is_integer() else v
 
 
 def write_seld_rows(path, rows) -> None:

@@ -1,6 +1,6 @@
 """The token layout of a clip: the single source of truth for the language model's sequence.
 
-Sequence (see shared/docs/design.md), for frames t = 0 .. NUM_FRAMES-1:
+Sequence, for frames t = 0 .. NUM_FRAMES-1 (20 frames at FPS = 4):
 
     BOS, [FRAME, video codes of frame t (rows x cols, row-major), audio codes of the same 1/FPS s], ..., EOS
 
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..data.clip_format import FPS, NUM_FRAMES
+from ..tokenizers.interface import Grid
 
 LAYOUT_VERSION = 1
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<frame>")
@@ -39,7 +40,7 @@ class Layout:
     """Sizes that fix the sequence. All other facts (offsets, ranges, positions) are derived.
 
     video_codebook: video codes per frame position take 0..video_codebook-1.
-    grid: (rows, cols) of video codes per frame (9, 16 for the VQ-GAN on the 256x144 picture).
+    grid: Grid(rows, cols) of video codes per frame (9, 16 for the VQ-GAN on the 256x144 picture).
     audio_frame_rate: codec frames per second R (Hz); must be a multiple of FPS.
     audio_levels: K residual levels used (may be fewer than the codec has: the coarse ones).
     audio_codebook: codes per level.
@@ -55,7 +56,7 @@ class Layout:
     version: int = LAYOUT_VERSION
 
     def __post_init__(self):
-        object.__setattr__(self, "grid", tuple(int(g) for g in self.grid))
+        object.__setattr__(self, "grid", Grid(*(int(g) for g in self.grid)))
         if self.version != LAYOUT_VERSION:
             raise ValueError(f"token layout version {self.version} is not this code's version {LAYOUT_VERSION}")
         if self.audio_frame_rate % FPS:
@@ -244,35 +245,21 @@ class Layout:
 
     @classmethod
     def from_tokenizers(cls, video_tokenizer, audio_codec, audio_levels: int = None) -> "Layout":
-        """The layout of a video tokenizer and an audio codec (models or their configs).
-
-        Reads video: codebook_size, grid; audio: frame_rate, num_quantizers, codebook_size.
-        audio_levels: use only the first (coarse) levels (default: all).
-        """
-        v = getattr(video_tokenizer, "config", video_tokenizer)
-        a = getattr(audio_codec, "config", audio_codec)
-        levels = a.num_quantizers if audio_levels is None else audio_levels
-        if levels > a.num_quantizers:
-            raise ValueError(f"audio_levels {levels} > the codec's {a.num_quantizers} levels")
-        return cls(video_codebook=int(v.codebook_size), grid=tuple(_grid_of(v)), audio_frame_rate=int(a.frame_rate),
+        """The layout of a video tokenizer and an audio codec (savg.tokenizers.interface: models, or their specs or
+        configs, anything with a `.spec`). audio_levels: use only the first (coarse) levels (default: all)."""
+        v, a = getattr(video_tokenizer, "spec", video_tokenizer), getattr(audio_codec, "spec", audio_codec)
+        levels = a.levels if audio_levels is None else audio_levels
+        if levels > a.levels:
+            raise ValueError(f"audio_levels {levels} > the codec's {a.levels} levels")
+        return cls(video_codebook=int(v.codebook_size), grid=v.grid, audio_frame_rate=int(a.frame_rate),
                    audio_levels=int(levels), audio_codebook=int(a.codebook_size))
 
     @classmethod
     def from_folders(cls, video_tokenizer, audio_codec, audio_levels: int = None) -> "Layout":
-        """The layout of a video tokenizer and an audio codec saved with save_pretrained (configs only are read)."""
-        from ..tokenizers.audio_codec import AudioCodecConfig
-        from ..tokenizers.pretrained import read_config
-        from ..tokenizers.video_tokenizer import VideoTokenizerConfig
+        """The layout of a video tokenizer and an audio codec saved in folders (their configs alone are read)."""
+        from ..tokenizers.load import audio_spec, video_spec
 
-        return cls.from_tokenizers(VideoTokenizerConfig(**read_config(video_tokenizer)),
-                                   AudioCodecConfig(**read_config(audio_codec)), audio_levels)
-
-
-def _grid_of(video_config) -> tuple:
-    """(rows, cols) of video codes per frame from a video tokenizer config."""
-    if getattr(video_config, "grid", None) is None:
-        raise ValueError(f"cannot read the code grid (rows, cols) from {type(video_config).__name__}: no 'grid'")
-    return tuple(video_config.grid)
+        return cls.from_tokenizers(video_spec(video_tokenizer), audio_spec(audio_codec), audio_levels)
 
 
 def _derive(layout: Layout) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from ..data.media import write_atomic
 from .layout import BOS, EOS, PAD, Layout
 
 PRESETS = {
@@ -79,7 +80,7 @@ def save_lm(model: LlamaForCausalLM, folder) -> None:
     layout.json beside it."""
     folder = Path(folder)
     model.save_pretrained(folder)
-    (folder / "layout.json").write_text(json.dumps(getattr(model.config, SAVG_KEY)["layout"], indent=2) + "\n")
+    write_atomic(folder / "layout.json", (json.dumps(getattr(model.config, SAVG_KEY)["layout"], indent=2) + "\n").encode())
 
 
 def load_lm(folder, device="cpu", dtype=None) -> tuple:

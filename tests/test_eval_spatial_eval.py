@@ -7,6 +7,7 @@ import torch
 
 from savg.eval.detectors import (TinyConfig, TinyNet, decode, get_detector, load_yolox_tiny, match_counts, targets,
                                  to_input)
+from conftest import synth, tones
 
 CFG = TinyConfig()
 
@@ -60,27 +61,39 @@ class FixedDetector:
 
 
 def test_evaluate_spatial_end_to_end(tmp_path):
-    from savg.data.clip_io import write_clip
+    from savg.data.clip_io import ClipWarning, write_clip
     from savg.data.synthetic.dataset import SynthConfig, make_clip
     from savg.eval.seld import SeldNet, get_config
     from savg.eval.spatial import evaluate_spatial
 
-    (tmp_path / "gen").mkdir()
+    gen = tmp_path / "gen"
+    (gen / "more").mkdir(parents=True)
     for i in range(2):
-        write_clip(tmp_path / "gen" / f"s{i}.mp4", make_clip(i, SynthConfig())[0])
-    (tmp_path / "gen" / "broken.mp4").write_bytes(b"")
+        write_clip(gen / f"s{i}.mp4", make_clip(i, SynthConfig())[0])
+    write_clip(gen / "more" / "s0.mp4", make_clip(2, SynthConfig())[0])  # same stem, below the folder
+    synth(gen / "slow.mp4", 5.0, fps=1, audio=tones(48_000, 5.0, [440, 660]))  # read with frames repeated
+    (gen / "broken.mp4").write_bytes(b"")
+    (gen / "sound.m4a").write_bytes(b"")  # not read: no video
     cfg = get_config({**get_config("cpu").__dict__, "channels": (4, 8, 8), "d_model": 16, "n_heads": 2, "ff": 32,
                       "threshold": -1.0})  # every frame active: 2 rows per 10 Hz frame
     torch.manual_seed(0)
-    m = evaluate_spatial(tmp_path / "gen", tmp_path / "out", SeldNet(cfg), FixedDetector(), max_overlays=1)
-    assert m["num_clips"] == 2 and m["tp"] + m["fn"] == 2 * 50 * 2 and len(m["skipped"]) == 1
-    assert m["spatial_av_align"] == m["tp"] / 200 and m["detector"] == "fixed" and m["seld"].startswith("cnn_mhsa_fc@")
+    with pytest.warns(ClipWarning) as caught:
+        m = evaluate_spatial(gen, tmp_path / "out", SeldNet(cfg), FixedDetector(), max_overlays=1)
+    assert m["num_clips"] == 4 and m["tp"] + m["fn"] == 4 * 50 * 2 and len(m["skipped"]) == 1
+    assert m["spatial_av_align"] == m["tp"] / 400 and m["detector"] == "fixed"
+    assert m["seld"].startswith("cnn_mhsa_fc@")
+    assert [(i["path"], i["reason"]) for i in m["ignored"]] == [(str(gen / "sound.m4a"), "no_video")]
+    assert [(i["path"], i["reason"]) for i in m["converted"]] == [(str(gen / "slow.mp4"), "frame_rate")]
+    assert {str(w.message) for w in caught} == {i["error"] for i in m["ignored"] + m["converted"]}
+    rows = (tmp_path / "out" / "per_clip.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["name", "more/s0", "s0", "s1", "slow"]
     assert json.loads((tmp_path / "out" / "spatial.json").read_text())["tp"] == m["tp"]
-    assert len((tmp_path / "out" / "seld" / "s0.csv").read_text().splitlines()) == 100
+    assert [len((tmp_path / "out" / "seld" / f"{name}.csv").read_text().splitlines()) for name in ("s0", "more/s0")] == [
+        100, 100]
     assert len((tmp_path / "out" / "detector" / "s1.csv").read_text().splitlines()) == 20
-    assert (tmp_path / "out" / "overlays" / "s0.png").read_bytes()[:4] == b"\x89PNG"
-    assert not (tmp_path / "out" / "overlays" / "s1.png").exists()
-    assert (tmp_path / "out" / "per_clip.csv").read_text().splitlines()[0] == "name,tp,fn"
+    assert m["overlays"] == ["more/s0.png"]  # the first clip in list_videos' order
+    assert (tmp_path / "out" / "overlays" / "more" / "s0.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "out" / "overlays" / "s0.png").exists()
 
 
 def test_train_detector_script_runs_and_resumes(tmp_path, script, capsys):

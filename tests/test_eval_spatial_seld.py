@@ -45,18 +45,64 @@ def test_official_small_has_the_official_tensors():
     assert ours == official
 
 
-def test_rows_match_the_official_inference(script):
-    """A tiny instance of the official network with seeded weights, and the rows the official inference code wrote
-    for the fixture audio (scripts/make_seld_fixture.py): same rows in the same order, x within 1e-3 px."""
+# Tolerance on x against the official rows. Float32 rounding in the network is not what limits it (x moves by
+# 2.4e-5 px when the network runs in float64); the phase map is. In 7% of this fixture's bins the two channels are
+# in phase to within 4 ulp (the noise floors hashed(1) and hashed(2) of fixture_audio are one sequence to 1e-5), so
+# the float32 L-R angle difference sits at the 0 = 2pi wrap, and a last-ulp change flips the bin by 2pi. numpy picks
+# float32 arctan2 and complex64 abs kernels by instruction set (numpy._core._multiarray_umath.__cpu_targets_info__:
+# each has an X86_V4 = AVX-512 kernel, used only on CPUs with AVX-512), which round differently. Measured: AVX2
+# rows vs the fixture's, 3.0e-3 px; random +-1 to 4 ulp on every magnitude and angle, 6 seeds each, up to 1.3e-2 px.
+# 0.05 px is four times that, and 1/20 of the whole pixel to which the metric truncates x (eval/spatial_align.py).
+X_TOLERANCE_PX = 0.05
+
+
+@pytest.fixture(scope="module")
+def official(script):
+    """(the tiny official network loaded into SeldNet, the fixture audio, the official rows [R, 3])."""
     data = np.load(FIXTURES / "seld_official_tiny.npz")
     cfg = get_config({**get_config("official_small").__dict__, "channels": (4, 4, 8), "d_model": 8, "n_heads": 2,
                       "ff": 16, "n_layers": 1})
     model = SeldNet(cfg)
     model.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in data.items() if k.startswith("w:")}, strict=True)
-    rows = predict_rows(model, script("make_seld_fixture").fixture_audio())
-    want = data["rows"]
-    assert [(f, c) for f, c, _ in rows] == [(int(f), int(c)) for f, c, _ in want]
-    assert np.allclose([x for *_, x in rows], want[:, 2], atol=1e-3)
+    return model, script("make_seld_fixture").fixture_audio(), data["rows"]
+
+
+def rows_mismatch(rows, want) -> str:
+    """What differs between our rows [(frame, class, x px)] and official rows [R, 3]: "" when the (frame, class)
+    pairs are the same in the same order and every x is within X_TOLERANCE_PX."""
+    ours, theirs = [(f, c) for f, c, _ in rows], [(int(f), int(c)) for f, c, _ in want]
+    if ours != theirs:
+        return f"(frame, class) rows differ: {sorted(set(ours) ^ set(theirs))[:5]} (order or count if empty)"
+    err = np.abs(np.array([x for *_, x in rows]) - want[:, 2])
+    far = np.flatnonzero(err > X_TOLERANCE_PX)
+    return f"x off by up to {err.max():.4f} px in rows {far.tolist()}" if far.size else ""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_rows_match_the_official_inference(official, threads):
+    """A tiny instance of the official network with seeded weights, and the rows the official inference code wrote
+    for the fixture audio (scripts/make_seld_fixture.py): same rows in the same order, x within X_TOLERANCE_PX."""
+    model, audio, want = official
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rows = predict_rows(model, audio)
+    finally:
+        torch.set_num_threads(before)
+    assert rows_mismatch(rows, want) == ""
+
+
+def test_comparison_refuses_a_perturbed_fixture(official):
+    model, audio, want = official
+    rows = predict_rows(model, audio)
+    shifted = want.copy()
+    shifted[7, 2] += 2 * X_TOLERANCE_PX  # one x 0.1 px away
+    assert "x off" in rows_mismatch(rows, shifted)
+    flipped = want.copy()
+    flipped[3, 1] = 1 - flipped[3, 1]  # one activity moved to the other class
+    assert "rows differ" in rows_mismatch(rows, flipped)
+    assert "rows differ" in rows_mismatch(rows, want[1:])  # one activity missing
+    assert rows_mismatch(rows, want) == ""
 
 
 def test_rows_from_outputs_threshold_and_weighted_x():

@@ -1,5 +1,6 @@
 """scripts/tokenize_dataset.py and savg.data.token_cache with tiny random-weight tokenizers."""
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,10 @@ from savg.tokenizers.audio_codec import AudioCodec
 from savg.tokenizers.audio_codec import preset as audio_preset
 from savg.tokenizers.video_tokenizer import VideoTokenizer
 from savg.tokenizers.video_tokenizer import preset as video_preset
+from conftest import synth, tones
 
-GOOD = ("a", "b", "c")  # a: labels, b: empty labels, c: no label file; d: corrupt video; e: malformed labels
+GOOD = ("a", "b", "c", "f")  # a: labels, b: empty labels, c: no label file, f: 1 fps; d: corrupt video; e: malformed
+# labels; g.m4a and h.mkv are not read
 
 
 def _clip(seed):
@@ -42,6 +45,11 @@ def world(tmp_path_factory):
     (data / "video_dev" / "d.mp4").write_bytes(b"\x00not an mp4" * 100)
     write_clip(data / "video_dev" / "e.mp4", _clip(4))
     (data / "metadata_dev" / "e.csv").write_text("0,0,10\n")
+    synth(data / "video_dev" / "f.mp4", 5.0, fps=1, audio=tones(DEFAULT_SAMPLE_RATE, 5.0, [440, 660]),
+          sample_rate=DEFAULT_SAMPLE_RATE)
+    write_labels(data / "metadata_dev" / "f.csv", [(0, 9, 100, 50)])
+    (data / "video_dev" / "g.m4a").write_bytes(b"")
+    (data / "video_dev" / "h.mkv").write_bytes(b"")
     initialised(VideoTokenizer, 0).save_pretrained(root / "video")
     initialised(AudioCodec, 0).save_pretrained(root / "audio")
     initialised(AudioCodec, 1).save_pretrained(root / "other_audio")
@@ -60,8 +68,8 @@ def initialised(cls, seed):
     return model
 
 
-def tokenize(script, world, out, *extra):
-    args = ["--data", world / "data", "--split", "dev", "--video-tokenizer", world / "video", "--audio-codec",
+def tokenize(script, world, out, *extra, data=None):
+    args = ["--data", data or world / "data", "--split", "dev", "--video-tokenizer", world / "video", "--audio-codec",
             world / "audio", "--out", out, "--batch-size", "2", "--clips-per-shard", "2", "--read-threads", "1", *extra]
     return script("tokenize_dataset").main([str(a) for a in args])
 
@@ -94,12 +102,20 @@ def test_rows_equal_encoding_the_clips_and_their_mirrors(world, mirrored_cache):
     assert not rows[("c", False)]["has_labels"]
 
 
-def test_bad_clips_are_listed_with_the_reason(mirrored_cache):
+def test_bad_clips_are_listed_with_the_reason(world, mirrored_cache):
     errors = [line.split("\t") for line in (mirrored_cache / "errors.tsv").read_text().splitlines()]
     assert [(s, Path(p).name) for s, p, _ in errors] == [("dev", "d.mp4"), ("dev", "e.mp4")]
     assert "expected 4 fields" in errors[1][2]
+    notes = [line.split("\t") for line in (mirrored_cache / "notes.tsv").read_text().splitlines()]
+    assert [(s, Path(p).name, r) for s, p, r, _ in notes] == [("dev", "c.mp4", "unlabelled"),
+                                                              ("dev", "f.mp4", "frame_rate")]
+    assert "only 5 of 20 frames differ" in notes[1][3]
     meta = tc.read_metadata(mirrored_cache)
-    assert meta["splits"]["dev"] == {"clips": 5, "shards": 3, "shards_done": 3, "rows": 6, "errors": 2}
+    videos = world / "data" / "video_dev"
+    assert meta["splits"]["dev"] == {"clips": 6, "shards": 3, "shards_done": 3, "rows": 8, "errors": 2,
+                                     "notes": {"frame_rate": 1, "unlabelled": 1}, "unlabelled": ["c"],
+                                     "ignored": [{"path": str(videos / "g.m4a"), "reason": "no_video"},
+                                                 {"path": str(videos / "h.mkv"), "reason": "not_mp4"}]}
     assert meta["mirror"] and meta["layout"]["audio_levels"] == audio_preset("tiny").num_quantizers
     stored = json.loads((Path(meta["video_tokenizer"]["path"]) / "config.json").read_text())
     assert meta["video_tokenizer"]["fingerprint"] == stored["fingerprint"]
@@ -149,6 +165,7 @@ def test_interrupted_and_sharded_runs_make_the_same_shards(script, world, monkey
     ref, got = _tables(reference), _tables(resumed)
     assert list(ref) == list(got) and all(ref[k].equals(got[k]) for k in ref)
     assert (reference / "errors.tsv").read_text() == (resumed / "errors.tsv").read_text()
+    assert (reference / "notes.tsv").read_text() == (resumed / "notes.tsv").read_text()
 
 
 def test_torchrun_ranks_take_their_own_shards(script, world, monkeypatch):
@@ -161,3 +178,21 @@ def test_torchrun_ranks_take_their_own_shards(script, world, monkeypatch):
             assert [p.name for p in sorted((out / "data").glob("*.parquet"))] == ["dev-00001-of-00003.parquet"]
     assert tc.read_metadata(out)["splits"]["dev"]["shards_done"] == 3
     assert len(tc.load_token_cache(out, "dev")) == len(GOOD)
+
+
+def test_strict_refuses_what_is_otherwise_noted(script, world):
+    with pytest.raises(SystemExit, match=r"(?s)not read:.*g\.m4a.*h\.mkv"):  # files that are not .mp4 stop the run
+        tokenize(script, world, world / "cache_strict", "--strict")
+    assert not (world / "cache_strict").exists()
+    data = world / "strict_data"  # a labelled, c unlabelled, f at 1 fps
+    (data / "video_dev").mkdir(parents=True)
+    for name in ("a", "c", "f"):
+        shutil.copy(world / "data" / "video_dev" / f"{name}.mp4", data / "video_dev")
+    shutil.copytree(world / "data" / "metadata_dev", data / "metadata_dev")
+    out = world / "cache_strict"
+    tokenize(script, world, out, "--strict", data=data)
+    errors = [line.split("\t") for line in (out / "errors.tsv").read_text().splitlines()]
+    assert [(Path(p).name, "label file is missing" in r, "refused (strict)" in r) for _, p, r in errors] == [
+        ("c.mp4", True, False), ("f.mp4", False, True)]
+    counts = tc.read_metadata(out)["splits"]["dev"]
+    assert counts["rows"] == 1 and counts["notes"] == {} and (out / "notes.tsv").read_text() == ""

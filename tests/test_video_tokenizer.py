@@ -111,12 +111,12 @@ def test_save_load_identical_codes(model, tmp_path):
     x = frames(4, seed=4)
     fp = model.save_pretrained(tmp_path / "fp32", dtype=torch.float32)
     loaded = VideoTokenizer.from_pretrained(tmp_path / "fp32")
-    assert loaded.fingerprint_ == fp == model.fingerprint(torch.float32)
+    assert loaded.fingerprint() == fp == model.fingerprint(torch.float32)  # the stored dtype by default
     assert torch.equal(loaded.encode(x), model.encode(x))
     assert torch.equal(loaded.decode(model.encode(x)), model.decode(model.encode(x)))
     fp16 = model.save_pretrained(tmp_path / "bf16", meta={"note": "test"})  # the shipped form
     a, b = VideoTokenizer.from_pretrained(tmp_path / "bf16"), VideoTokenizer.from_pretrained(tmp_path / "bf16")
-    assert a.fingerprint_ == fp16 == model.fingerprint() and a.meta == {"note": "test"}
+    assert a.fingerprint() == fp16 == model.fingerprint() and a.meta == {"note": "test"}
     assert torch.equal(a.encode(x), b.encode(x))
     assert a.fingerprint(torch.bfloat16) == fp16  # reloaded weights hash the same
 

@@ -33,8 +33,9 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from ..core.pretrained import PretrainedMixin
 from ..data.clip_format import DEFAULT_SAMPLE_RATE, FPS, NUM_CHANNELS
-from .pretrained import PretrainedMixin
+from .interface import AudioSpec
 from .quantize import ResidualQuantizer
 
 
@@ -93,6 +94,11 @@ class AudioCodecConfig:
     def kbps(self) -> float:
         """Bit rate with all K levels, kb/s."""
         return self.frame_rate * self.num_quantizers * math.log2(self.codebook_size) / 1000
+
+    @property
+    def spec(self) -> AudioSpec:
+        """What its codes are (savg.tokenizers.interface)."""
+        return AudioSpec(self.sample_rate, self.frame_rate, self.num_quantizers, self.codebook_size)
 
 
 _STFT = dict(stft_hop=100, strides=(2, 2))  # 160 STFT frames/s at 16 kHz, /4 -> 40 Hz codes
@@ -182,7 +188,7 @@ def decoder(cfg: AudioCodecConfig) -> nn.Sequential:
 
 # ---- the codec ------------------------------------------------------------------------------------
 class AudioCodec(PretrainedMixin, nn.Module):
-    """Stereo waveform <-> codes [frames, K]. See the module docstring."""
+    """Stereo waveform <-> codes [frames, K] (a savg.tokenizers.interface.AudioCodecAPI). See the module docstring."""
 
     CONFIG_CLASS = AudioCodecConfig
 
@@ -245,15 +251,19 @@ class AudioCodec(PretrainedMixin, nn.Module):
         return self._from_model(self._synthesis(self.decoder(q.to(z.dtype)), audio.shape[-1])), codes, commit
 
     # -- inference
+    @property
+    def spec(self) -> AudioSpec:
+        return self.config.spec
+
     @torch.no_grad()
-    def encode(self, audio, n_q: int = None) -> torch.Tensor:
+    def encode(self, audio, levels: int = None) -> torch.Tensor:
         """audio [2, N] or [B, 2, N] float (torch or numpy, at config.sample_rate) -> codes int64
-        [frames, n_q] or [B, frames, n_q], frames = ceil(N / hop), coarse level first."""
+        [frames, levels] or [B, frames, levels] (default all K), frames = ceil(N / hop), coarse level first."""
         x = audio.float() if torch.is_tensor(audio) else torch.from_numpy(np.array(audio, dtype=np.float32))
         single = x.dim() == 2
         x = x[None] if single else x
         x, _ = self._pad(x.to(self._device()))
-        codes = self.quantizer.encode(self.encoder(self._analysis(self._to_model(x))), n_q)
+        codes = self.quantizer.encode(self.encoder(self._analysis(self._to_model(x))), levels)
         return codes[0] if single else codes
 
     @torch.no_grad()

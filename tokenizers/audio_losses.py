@@ -22,16 +22,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.clip_format import DEFAULT_SAMPLE_RATE
 from ..data.stereo import estimate_azimuth
 
-MEL_SCALES = (256, 512, 1024, 2048)  # STFT sizes at 16 kHz; scaled with the rate
+MEL_SCALES = (256, 512, 1024, 2048)  # STFT sizes at DEFAULT_SAMPLE_RATE (16 kHz); scaled with the rate
 ENERGY_RANGE_DB = 30.0  # a bin/frame "has energy" when within this of the clip's loudest
 ILD_CLIP_DB = 30.0
 
 
 def _scaled(n_fft: int, sample_rate: int) -> int:
-    """A 16 kHz STFT size scaled to `sample_rate` (a power of two)."""
-    return int(2 ** round(np.log2(n_fft * sample_rate / 16000)))
+    """An STFT size at DEFAULT_SAMPLE_RATE scaled to `sample_rate` Hz (a power of two)."""
+    return int(2 ** round(np.log2(n_fft * sample_rate / DEFAULT_SAMPLE_RATE)))
 
 
 @functools.lru_cache(maxsize=None)

@@ -34,8 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 from vector_quantize_pytorch import VectorQuantize
 
+from ..core.pretrained import PretrainedMixin
 from ..data.clip_format import FRAME_SIZE, PICTURE_BOTTOM, PICTURE_HEIGHT, PICTURE_TOP, PICTURE_WIDTH
-from .pretrained import PretrainedMixin
+from .interface import Grid, VideoSpec
 
 
 @dataclass
@@ -67,14 +68,14 @@ class VideoTokenizerConfig:
         return self.patch_size * 2 ** (len(self.channel_mult) - 1)
 
     @property
-    def grid(self) -> tuple:
-        """(rows, cols) of codes per frame: (9, 16) at 16x."""
-        return PICTURE_HEIGHT // self.downsample, PICTURE_WIDTH // self.downsample
+    def grid(self) -> Grid:
+        """Codes per frame: Grid(rows=9, cols=16) at 16x."""
+        return Grid(PICTURE_HEIGHT // self.downsample, PICTURE_WIDTH // self.downsample)
 
     @property
-    def bits_per_frame(self) -> float:
-        rows, cols = self.grid
-        return rows * cols * math.log2(self.codebook_size)
+    def spec(self) -> VideoSpec:
+        """What its codes are (savg.tokenizers.interface)."""
+        return VideoSpec(self.grid, self.codebook_size)
 
 
 PRESETS = {
@@ -183,7 +184,7 @@ def to_pixels(x: torch.Tensor) -> torch.Tensor:
 
 # ---- the tokenizer --------------------------------------------------------------------------------
 class VideoTokenizer(PretrainedMixin, nn.Module):
-    """Frames <-> codes [T, 9, 16]. See the module docstring."""
+    """Frames <-> codes [T, 9, 16] (a savg.tokenizers.interface.VideoTokenizerAPI). See the module docstring."""
 
     CONFIG_CLASS = VideoTokenizerConfig
 
@@ -227,6 +228,10 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
         return [m for m in self.decoder if isinstance(m, nn.Conv2d)][-1].weight
 
     # -- inference
+    @property
+    def spec(self) -> VideoSpec:
+        return self.config.spec
+
     @torch.no_grad()
     def encode(self, frames, batch_size: int = 32) -> torch.Tensor:
         """frames uint8 [T, 256, 256, 3] or [B, T, 256, 256, 3] (numpy or torch; pictures [.., 144, 256, 3] also

@@ -1,11 +1,11 @@
-"""Generic trainer helpers: atomic checkpoints, run records, seeding, single-process set-up."""
+"""Generic trainer helpers: atomic checkpoints, run records, seeding, single-process set-up, the schedule."""
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from savg.tokenizers import train_utils as tu
+from savg.core import training as tu
 
 
 def test_checkpoint_roundtrip_is_atomic(tmp_path):
@@ -46,8 +46,6 @@ def test_single_process_setup(monkeypatch):
     x = torch.tensor([2.0])
     assert torch.equal(tu.all_reduce_mean(x, d), x)
     tu.barrier(d)
-    model = torch.nn.Linear(2, 2)
-    assert tu.unwrap(model) is model
 
 
 def test_clip_cache_skips_unreadable_clips_and_is_reused(tmp_path, capsys):
@@ -75,3 +73,14 @@ def test_clip_cache_skips_unreadable_clips_and_is_reused(tmp_path, capsys):
     assert calls == ["c0"] and ids == ["c0"]  # another clip list: decoded again
     with pytest.raises(ValueError, match="none of the 1 clips"):
         tu.clip_cache(tmp_path / "bad.npy", entries[1:2], (2, 3), np.float32, load, show=False)
+
+
+def test_warmup_cosine_is_the_lm_schedule():
+    """Linear warm-up (step + 1) / warmup, then a cosine from 1 to min_ratio at `total`, held after it."""
+    warmup, total, low = 4, 14, 0.1
+    lr = [tu.warmup_cosine(s, warmup, total, low) for s in range(total + 3)]
+    assert lr[:warmup] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lr[warmup] == pytest.approx(1.0) and lr[9] == pytest.approx(low + (1 - low) / 2)  # halfway down
+    assert lr[total:] == pytest.approx([low] * 3)
+    assert all(a >= b for a, b in zip(lr[warmup:], lr[warmup + 1:]))
+    assert tu.warmup_cosine(0, 0, 10, 0.0) == 1.0 and tu.warmup_cosine(5, 0, 10, 0.0) == pytest.approx(0.5)

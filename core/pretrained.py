@@ -1,17 +1,18 @@
 """Save and load a model as a folder: `config.json` + `model.safetensors`, with a fingerprint.
 
-Generic (the audio codec and the video tokenizer both use it): a model is a config dict (JSON-able) and a
-state dict of tensors. The fingerprint is a short SHA-256 over the canonical config JSON and every tensor's
+Generic (the tokenizers, the SELD network and the detector use it): a model is a config dict (JSON-able) and
+a state dict of tensors. The fingerprint is a short SHA-256 over the canonical config JSON and every tensor's
 name, dtype, shape and bytes, so token caches can refuse codes made by another model.
 """
 import hashlib
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
+
+from ..data.media import write_atomic
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -37,8 +38,6 @@ def save_pretrained(folder, config: dict, state_dict: dict, dtype: torch.dtype =
     meta: extra JSON-able keys stored in config.json under "meta" (not part of the model config).
     The fingerprint is of the weights as stored, so a reloaded model has the same one.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = {}
     for name, t in state_dict.items():
         t = t.detach().cpu()
@@ -47,15 +46,9 @@ def save_pretrained(folder, config: dict, state_dict: dict, dtype: torch.dtype =
         tensors[name] = t.contiguous()
     fp = fingerprint(config, tensors)
     record = {"config": config, "fingerprint": fp, "meta": meta or {}}
-    tmp = folder / (WEIGHTS_NAME + ".tmp")
-    save_file(tensors, str(tmp), metadata={"fingerprint": fp})
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; make it an ordinary file
-    os.replace(tmp, folder / WEIGHTS_NAME)
-    tmp = folder / (CONFIG_NAME + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, folder / CONFIG_NAME)
+    folder = Path(folder)
+    write_atomic(folder / WEIGHTS_NAME, save(tensors, metadata={"fingerprint": fp}))
+    write_atomic(folder / CONFIG_NAME, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return fp
 
 
@@ -99,16 +92,19 @@ class PretrainedMixin:
 
     @classmethod
     def from_pretrained(cls, folder, device="cpu"):
-        """Load a folder written by save_pretrained (weights as fp32, eval mode); `.fingerprint_` holds the stored
-        hash and `.meta` what was saved beside it."""
-        config, state, fp, meta = load_pretrained(folder)
+        """Load a folder written by save_pretrained (weights as fp32, eval mode); `.meta` holds what was saved
+        beside it, and fingerprint() gives the one recorded there (the weights' stored dtype is kept for it)."""
+        config, state, _, meta = load_pretrained(folder)
         model = cls(cls.CONFIG_CLASS(**config))
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        model.meta, model.fingerprint_ = meta, fp
+        model.meta = meta
+        model.stored_dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.bfloat16)
         return model.to(device).eval()
 
-    def fingerprint(self, dtype=torch.bfloat16) -> str:
-        """Hash of config and weights as save_pretrained(dtype=...) stores them (equal after a reload)."""
+    def fingerprint(self, dtype: torch.dtype = None) -> str:
+        """Hash of config and weights as save_pretrained(dtype=...) stores them: equal after a reload, and changed
+        by any change of the weights. dtype: default the dtype the model was loaded from, else bf16 (save's)."""
+        dtype = dtype or getattr(self, "stored_dtype", torch.bfloat16)
         state = {k: v.detach().to(dtype) if v.is_floating_point() else v for k, v in self.state_dict().items()}
         return fingerprint(asdict(self.config), state)
 

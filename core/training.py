@@ -1,11 +1,13 @@
-"""Small generic helpers for tokenizer trainers: seeding, torchrun/DDP set-up, atomic checkpoints, resume,
-the run record (config + seed + command) written beside the outputs, and the decoded-clip caches they train from.
+"""What the trainers share: seeding, torchrun/DDP set-up, atomic checkpoints, resume, the run record (config +
+seed + command) written beside the outputs, the decoded-clip caches they train from, and the warm-up + cosine
+schedule (the tokenizer trainers' skeleton is core/gan_trainer.py).
 
 DDP: launched by `torchrun --nproc_per_node N script.py ...`, the env vars RANK, WORLD_SIZE, LOCAL_RANK,
 MASTER_ADDR, MASTER_PORT are set; `setup_distributed` then opens a process group (gloo on CPU, nccl on CUDA).
 Without them everything runs as a single process (rank 0 of 1).
 """
 import json
+import math
 import os
 import random
 import sys
@@ -44,19 +46,17 @@ class Dist:
 
 def setup_distributed(device: str = None) -> Dist:
     """Open the process group when started by torchrun (env vars present); else a single process.
-    device: 'cpu', 'cuda' or None (cuda when available). On CUDA each rank takes GPU LOCAL_RANK."""
-    want = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device: 'cpu', 'cuda', 'cuda:N' or None (cuda when available). Under torchrun each rank takes GPU LOCAL_RANK."""
+    want = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        return Dist(device=torch.device(want))
+        return Dist(device=want)
     rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
-    if want == "cuda":
+    cuda = want.type == "cuda"
+    if cuda:
         torch.cuda.set_device(local)
-        dev = torch.device("cuda", local)
-    else:
-        dev = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if want == "cuda" else "gloo", rank=rank, world_size=world)
-    return Dist(rank, world, local, dev)
+        dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
+    return Dist(rank, world, local, torch.device("cuda", local) if cuda else torch.device("cpu"))
 
 
 def teardown_distributed() -> None:
@@ -71,6 +71,13 @@ def teardown_distributed() -> None:
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()
+
+
+def main_first(d: Dist, fn):
+    """fn() on rank 0, then, after a barrier, on the other ranks: what rank 0 writes (a cache), they read."""
+    out = fn() if d.is_main else None
+    barrier(d)
+    return out if d.is_main else fn()
 
 
 def all_reduce_mean(x: torch.Tensor, d: Dist) -> torch.Tensor:
@@ -116,11 +123,6 @@ def load_checkpoint(path, map_location="cpu") -> dict | None:
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The module inside a DistributedDataParallel wrapper (or the model itself)."""
-    return model.module if hasattr(model, "module") else model
-
-
 def write_run_record(out_dir, config: dict, seed: int, extra: dict = None) -> dict:
     """Write OUT/run.json: command line, config, seed, torch version, world size; on resume, refuse a
     different config (a ValueError naming the differing keys) so one folder never mixes two runs."""
@@ -138,10 +140,17 @@ def write_run_record(out_dir, config: dict, seed: int, extra: dict = None) -> di
         record = {**old, **(extra or {}), "resumed": old.get("resumed", 0) + 1}
     record["command"] = " ".join(sys.argv)
     record["torch"] = torch.__version__
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, (json.dumps(record, indent=2, sort_keys=True, default=str) + "\n").encode())
     return record
+
+
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Learning rate / peak at 0-based `step`: (step + 1) / warmup for the first `warmup` steps, then a cosine
+    from 1 down to min_ratio at step `total` (and min_ratio after it)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def append_jsonl(path, row: dict) -> None:
