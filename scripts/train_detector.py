@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from savg.core.cli import HelpFormatter
+from savg.core.machine import add_machine_args, resolve
 from savg.core.pretrained import load_pretrained, save_pretrained
 from savg.core.training import (append_jsonl, load_checkpoint, rng_state, save_checkpoint, seed_everything,
                                 set_rng_state, warmup_cosine, write_run_record)
@@ -56,22 +57,23 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (Adam, cosine decay)")
     p.add_argument("--init", default=None, help="start from a model folder written by this script (ignored when resuming)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, batches and flips")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads; None: torch's default")
+    add_machine_args(p)
     p.add_argument("--log-every", type=int, default=50, help="iterations between rows of OUT/log.jsonl")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.add_argument("--ckpt-every", type=int, default=200, help="iterations between checkpoints")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    machine = resolve(args.device, args.dtype, args.threads)
+    dev = machine.device
     out, cfg = Path(args.out), TinyConfig()
-    settings = {k: v for k, v in vars(args).items() if k not in ("threads", "log_every", "ckpt_every", "out", "no_progress", "iters")}
-    write_run_record(out, {**settings, "model": tiny_config_dict(cfg)}, args.seed)
+    settings = {k: v for k, v in vars(args).items() if k not in ("threads", "device", "log_every", "ckpt_every", "out", "no_progress", "iters")}
+    write_run_record(out, {**settings, "model": tiny_config_dict(cfg)}, args.seed, {"machine": machine.summary()})
     seed_everything(args.seed)
     pics, boxes = load_frames(args.data, "dev", cfg, args.num_clips, args.min_visible)
     print(f"{len(pics)} frames, {sum(map(len, boxes))} person boxes", flush=True)
     net = TinyNet(cfg)
     if args.init:
         load_weights(net, load_pretrained(args.init)[1])
+    net.to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     rng, it = np.random.default_rng(args.seed), 0
     state = load_checkpoint(out / "checkpoint.pt")
@@ -92,8 +94,9 @@ def main(argv=None):
         x[flip] = x[flip].flip(-1)
         bx = [[(FRAME_SIZE - x1, y0, FRAME_SIZE - x0, y1) for x0, y0, x1, y1 in b] if f else b for b, f in zip(bx, flip)]
         net.train()
-        out_map = net(x)
-        heat, reg, mask = (torch.from_numpy(a) for a in targets(bx, out_map.shape[-2:], cfg))
+        with torch.autocast(dev.type, dtype=machine.dtype, enabled=machine.dtype != torch.float32):
+            out_map = net(x.to(dev)).float()
+        heat, reg, mask = (torch.from_numpy(a).to(dev) for a in targets(bx, out_map.shape[-2:], cfg))
         loss = detector_loss(out_map, heat, reg, mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()

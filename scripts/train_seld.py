@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from savg.core.cli import HelpFormatter
+from savg.core.machine import add_machine_args, resolve
 from savg.core.training import (append_jsonl, load_checkpoint, rng_state, save_checkpoint, seed_everything,
                                 set_rng_state, warmup_cosine, write_run_record)
 from savg.data.clip_format import PICTURE_WIDTH
@@ -69,11 +70,14 @@ def make_batch(audio, act, xs, batch: int, cfg, rng) -> tuple:
     return feats, torch.from_numpy(ta), torch.from_numpy(tx)
 
 
-def train_step(model, opt, batch) -> float:
-    feats, ta, tx = batch
+def train_step(model, opt, batch, machine) -> float:
+    """One Adam step on batch (features, activity targets, x targets) on the machine's device, under autocast in
+    its dtype (off in float32); returns the loss."""
+    feats, ta, tx = (t.to(machine.device) for t in batch)
     model.train()
-    logits, xp = model(feats)
-    loss = seld_loss(logits, xp, ta, tx)
+    with torch.autocast(machine.device.type, dtype=machine.dtype, enabled=machine.dtype != torch.float32):
+        logits, xp = model(feats)
+    loss = seld_loss(logits.float(), xp.float(), ta, tx)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -93,7 +97,7 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=None, help="linear warm-up iterations; None: 5%% of --iters")
     p.add_argument("--avg-frac", type=float, default=0.2, help="average the weights of this last fraction of iterations")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, crops and augmentation")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads; None: torch's default")
+    add_machine_args(p)
     p.add_argument("--log-every", type=int, default=50, help="iterations between rows of OUT/log.jsonl")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     p.add_argument("--ckpt-every", type=int, default=200, help="iterations between checkpoints")
@@ -101,13 +105,13 @@ def main(argv=None):
                    "checkpoint file (fine-tuning); ignored when resuming")
     p.add_argument("--export-only", action="store_true", help="write OUT/model from OUT/checkpoint.pt now (averaged weights when any)")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    machine = resolve(args.device, args.dtype, args.threads)
+    dev = machine.device
     out = Path(args.out)
     cfg = get_config(args.config)
     warmup = args.warmup if args.warmup is not None else max(1, args.iters // 20)
-    settings = {k: v for k, v in vars(args).items() if k not in ("threads", "log_every", "ckpt_every", "out", "export_only", "iters", "no_progress")}
-    write_run_record(out, {**settings, "model": config_dict(cfg)}, args.seed)
+    settings = {k: v for k, v in vars(args).items() if k not in ("threads", "device", "log_every", "ckpt_every", "out", "export_only", "iters", "no_progress")}
+    write_run_record(out, {**settings, "model": config_dict(cfg)}, args.seed, {"machine": machine.summary()})
     seed_everything(args.seed)
 
     ids, audio, act, xs = load_split(args.data, "dev", out, cfg.sample_rate)
@@ -116,6 +120,7 @@ def main(argv=None):
     if args.init:
         init = load_seld(args.init) if Path(args.init).is_dir() else load_official(args.init, args.config)
         model.load_state_dict(init.state_dict())
+    model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     avg, n_avg, it = None, 0, 0
     rng = np.random.default_rng(args.seed)
@@ -133,7 +138,7 @@ def main(argv=None):
     while it < args.iters and not args.export_only:
         for g in opt.param_groups:
             g["lr"] = args.lr * warmup_cosine(it, warmup, args.iters, 0.0)
-        losses.append(train_step(model, opt, make_batch(audio, act, xs, args.batch, cfg, rng)))
+        losses.append(train_step(model, opt, make_batch(audio, act, xs, args.batch, cfg, rng), machine))
         it += 1
         bar.update()
         if it > avg_start:

@@ -103,7 +103,7 @@ def test_train_detector_script_runs_and_resumes(tmp_path, script, capsys):
     write_clip_files(tmp_path / "d", tmp_path / "d" / "video_dev" / "c0.mp4", 3, SynthConfig())
     train = script("train_detector").main
     common = ["--data", str(tmp_path / "d"), "--out", str(tmp_path / "run"), "--num-clips", "1", "--batch", "2",
-              "--log-every", "1", "--ckpt-every", "1", "--no-progress"]
+              "--log-every", "1", "--ckpt-every", "1", "--no-progress", "--dtype", "bfloat16"]  # autocast: any CPU
     train(common + ["--iters", "1"])
     train(common + ["--iters", "2"])
     assert "resumed at iteration 1" in capsys.readouterr().out

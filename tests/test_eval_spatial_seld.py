@@ -156,7 +156,8 @@ def test_training_step_reduces_loss_on_a_fixed_batch(script):
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     batch = train.make_batch(audio, act, xs, 2, cfg, rng)
     assert batch[0].shape[1:] == (3, 27, 257) and batch[1].shape == (2, 24, 2)
-    losses = [train.train_step(model, opt, batch) for _ in range(3)]
+    machine = train.resolve("cpu", "float32", torch.get_num_threads())
+    losses = [train.train_step(model, opt, batch, machine) for _ in range(3)]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
 
 
