@@ -1,20 +1,43 @@
-"""Quality and speed of the shipped video tokenizer on the procedural eval split, beside H.264 at the same bits.
+"""Quality and speed of the shipped video tokenizer on the procedural eval split, beside H.264 at the same bits,
+and whether a person detector still finds the people in its reconstructions.
 
-    python bench/video_tokenizer.py [--data DIR] [--model checkpoints/video_tokenizer] [--clips 32]
+    python bench/video_tokenizer.py [--data DIR] [--model checkpoints/video_tokenizer] [--clips 32] [--no-h264]
 
-Without --data it makes the procedural eval split itself (scripts/make_synthetic.py, seed 0, 32 eval clips, in a
-temporary folder; the same clips as any `--seed 0` dataset's eval split). Measured on the 256x144 picture only
-(the black bars are excluded), mean over frames:
+--model takes any save_pretrained folder of a video tokenizer (savg.tokenizers.load). Without --data it makes the
+procedural eval split itself (scripts/make_synthetic.py, seed 0, 32 eval clips, in a temporary folder; the same
+clips as any `--seed 0` dataset's eval split). Pictures are measured on the 256x144 picture only (the black bars
+are excluded), mean over frames:
 - tokenizer: PSNR (dB) and SSIM of decode(encode(frames)); codebook usage = fraction of the codebook used over
-  all eval codes; bits per clip = 20 frames x 144 codes x log2(codebook size).
-- H.264: each clip's 20 pictures encoded with libx264 (yuv420p, 4 fps) at the highest quality (lowest CRF)
-  whose packets fit in the same bits per clip (CRF 51 if none fits; the bits actually used are printed).
+  all eval codes; bits per frame = grid codes x log2(codebook size) (the spec's, 9 x 16 x 10 = 1440 for the
+  shipped one); bits per clip = 20 x bits per frame.
+- H.264 with inter frames (h264_*): each clip's 20 pictures encoded with libx264 (yuv420p, 4 fps, its default
+  GOP: one I frame, then P and B frames) at the highest quality (lowest CRF) whose bits fit the tokenizer's
+  bits per clip (CRF 51 if none fits; the bits actually used are printed).
+- H.264 all-intra (h264_intra_*): the same, but every frame an I (IDR) frame (x264 keyint=1, checked on the
+  decoded frames), at the lowest CRF whose bits fit the tokenizer's bits per frame ON AVERAGE OVER THE CLIP (one
+  CRF per clip, all its bits <= 20 x bits per frame; single frames may be above or below).
+  H.264 bits in both rows are those a decoder needs: the NAL units of one slice per frame (libx264 on one thread,
+  so the same on every machine), the parameter sets once per clip; x264's informational SEI (its version and
+  options, about 600 bytes) and repeated identical parameter sets are dropped, and the decoded pictures are
+  decoded from exactly the counted bytes.
+- person recall: the fraction of true person boxes (the procedural clips' boxes sidecar, persons at least 30%
+  visible, as the detector was trained) that a detector finds, a true box found when one predicted box has
+  IoU >= 0.3 with it (one-to-one greedy matching, eval/detectors.py match_counts), pooled over all frames. Two
+  detectors, each on the original letterboxed 256x256 frames and on the tokenizer's reconstructions (its decoded
+  letterboxed frames): the shipped CNN person detector (--detector, default checkpoints/detector) and OpenCV's
+  HOG people detector on one frame in --hog-every (default 2: on every frame, 32 clips x 20 frames, originals and
+  reconstructions, it took 95 s of CPU at 0.07 s a frame on one core, 150 s on a shared machine). ratio = recall on
+  reconstructions / recall on originals (1: the tokenizer keeps every person the detector can find). Needs the
+  boxes sidecar (boxes_eval/); a --data without it gives null recalls.
 - encode / decode frames per second on this machine (torch threads as printed; whole eval split, batches of 20).
 - training frames per second: --train-steps real steps of scripts/train_video_tokenizer.py (--train-preset, its
   default batch, the dtype and threads it picks) on a tiny procedural dataset, and their share of the matmul peak
   measured in the same run (bench/trainer_speed.py).
-The last line is JSON: psnr_db, ssim, codebook_usage, bits_per_clip, h264_psnr_db, h264_ssim, encode_fps, decode_fps,
-train_fps, train_share_of_peak, peak_tflops_measured, dtype, threads, cpu_capability.
+The last line is JSON: psnr_db, ssim, codebook_usage, bits_per_frame, bits_per_clip, h264_psnr_db, h264_ssim,
+h264_bits_per_clip (mean used), h264_intra_psnr_db, h264_intra_ssim, h264_intra_bits_per_frame (mean used),
+detector_recall_orig, detector_recall_recon, detector_recall_ratio, hog_recall_orig, hog_recall_recon,
+hog_recall_ratio, hog_every, encode_fps, decode_fps, and with --train-steps train_fps, train_share_of_peak,
+peak_tflops_measured, dtype, threads, cpu_capability. With --no-h264 the h264_* values are null.
 """
 import argparse
 import json
@@ -34,13 +57,18 @@ from savg.core.machine import default_threads
 from savg.data.clip_format import FPS, NUM_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, picture
 from savg.data.clip_io import read_clip
 from savg.data.svgsa24 import list_split
+from savg.data.synthetic.dataset import boxes_path
 from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
+from savg.eval.detectors import HogDetector, get_detector, match_counts
 from savg.tokenizers.video_losses import code_stats, psnr_db, ssim
 from savg.tokenizers.load import load_video_tokenizer
 from savg.tokenizers.video_tokenizer import VideoTokenizer, preset
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_SEED, EVAL_CLIPS = 0, 32
+MATCH_IOU = 0.3  # a true person box is found by a predicted box with at least this IoU
+MIN_VISIBLE = 0.3  # true person boxes less visible than this are not counted (scripts/train_detector.py's targets)
+SEI, SPS, PPS = 6, 7, 8  # H.264 NAL unit types
 
 
 def make_eval_split(out: Path, clips: int, people: str) -> None:
@@ -52,47 +80,116 @@ def make_eval_split(out: Path, clips: int, people: str) -> None:
         sys.exit(f"making the eval split failed:\n{r.stderr[-2000:]}")
 
 
-def h264(pictures: np.ndarray, crf: int) -> tuple:
-    """Encode pictures uint8 [T, 144, 256, 3] with libx264 at `crf`: (bits of all packets, decoded pictures)."""
+def nal_units(data: bytes) -> list:
+    """An Annex B byte stream -> its NAL units [(type, bytes with their start code)]."""
+    starts = []
+    i = data.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    ends = starts[1:] + [len(data)]
+    return [(data[a + 3] & 31, data[a:b]) for a, b in zip(starts, ends) if a + 3 < len(data)]
+
+
+def needed_bytes(packets: list) -> list:
+    """Each packet's bytes without what a decoder does not need: SEI (x264's version and options text) and parameter
+    sets identical to ones already sent in this stream."""
+    seen, out = set(), []
+    for p in packets:
+        keep = []
+        for kind, unit in nal_units(bytes(p)):
+            if kind == SEI or (kind in (SPS, PPS) and unit.lstrip(b"\x00") in seen):
+                continue
+            if kind in (SPS, PPS):
+                seen.add(unit.lstrip(b"\x00"))
+            keep.append(unit)
+        out.append(b"".join(keep))
+    return out
+
+
+def h264(pictures: np.ndarray, crf: int, intra: bool = False) -> tuple:
+    """Encode pictures uint8 [T, 144, 256, 3] with libx264 at `crf` (intra: every frame an IDR frame):
+    (bits a decoder needs, the pictures decoded from exactly those bits)."""
     enc = av.CodecContext.create("libx264", "w")
     enc.width, enc.height, enc.pix_fmt = PICTURE_WIDTH, PICTURE_HEIGHT, "yuv420p"
     enc.time_base, enc.framerate = Fraction(1, FPS), Fraction(FPS)
-    enc.options = {"crf": str(crf)}
+    enc.thread_count = 1  # one slice per frame: the same bits on any machine (sliced threads add slice headers)
+    enc.options = {"crf": str(crf), **({"x264-params": "keyint=1:min-keyint=1:scenecut=0"} if intra else {})}
     packets = []
     for k, img in enumerate(pictures):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
         frame.pts = k
         packets += enc.encode(frame)
     packets += enc.encode(None)
+    data = needed_bytes(packets)
     dec = av.CodecContext.create("h264", "r")
-    out = [f.to_ndarray(format="rgb24") for p in packets for f in dec.decode(p)]
-    out += [f.to_ndarray(format="rgb24") for f in dec.decode(None)]
-    return 8 * sum(p.size for p in packets), np.stack(out)
+    frames = [f for d in data for f in dec.decode(av.Packet(d))] + list(dec.decode(None))
+    if len(frames) != len(pictures):
+        raise RuntimeError(f"H.264 gave {len(frames)} frames for {len(pictures)}")
+    if intra and not all(f.key_frame and f.pict_type == av.video.frame.PictureType.I for f in frames):
+        raise RuntimeError("libx264 made inter frames in the all-intra stream")
+    return 8 * sum(len(d) for d in data), np.stack([f.to_ndarray(format="rgb24") for f in frames])
 
 
-def h264_at_bits(pictures: np.ndarray, budget: float) -> tuple:
-    """(bits, crf, decoded) of the lowest CRF in 0..51 whose packets fit `budget` bits (51 if none does)."""
+def h264_at_bits(pictures: np.ndarray, budget: float, intra: bool = False) -> tuple:
+    """(bits, crf, decoded) of the lowest CRF in 0..51 whose bits fit `budget` (51 if none does)."""
     lo, hi, best = 0, 51, None
     while lo <= hi:  # bits fall as CRF rises
         crf = (lo + hi) // 2
-        bits, dec = h264(pictures, crf)
+        bits, dec = h264(pictures, crf, intra)
         if bits <= budget:
             best, hi = (bits, crf, dec), crf - 1
         else:
             lo = crf + 1
     if best is None:
-        bits, dec = h264(pictures, 51)
+        bits, dec = h264(pictures, 51, intra)
         best = (bits, 51, dec)
     return best
+
+
+def true_person_boxes(sidecar: dict) -> list:
+    """Per video frame, the person boxes [(x0, y0, x1, y1)] in 256x256 frame pixels at least MIN_VISIBLE visible."""
+    return [[tuple(b["box"]) for b in frame if b["kind"] == "person" and b.get("visible_fraction", 1) >= MIN_VISIBLE]
+            for frame in sidecar["boxes"]]
+
+
+def person_counts(detector, videos, truths, every: int = 1) -> tuple:
+    """(found, predicted, true) person boxes pooled over every `every`-th frame of videos [clips, T, 256, 256, 3]
+    against truths [clips][T][boxes], one-to-one at IoU >= MATCH_IOU."""
+    tp = n_pred = n_true = 0
+    for video, truth in zip(videos, truths):
+        kept = np.arange(0, len(video), every)
+        rows = detector.detect(np.ascontiguousarray(video[kept]))
+        for k, t in enumerate(kept):
+            pred = [r[2:6] for r in rows if r[0] == k]
+            a, b, _ = match_counts(pred, truth[t], MATCH_IOU)
+            tp, n_pred, n_true = tp + a, n_pred + a + b, n_true + len(truth[t])
+    return tp, n_pred, n_true
+
+
+def recall_rows(name: str, detector, originals, reconstructions, truths, every: int = 1) -> tuple:
+    """({name}_recall_orig, _recon, _ratio) and a printed line with the precisions and the time taken."""
+    t = time.perf_counter()
+    (tp_o, p_o, n), (tp_r, p_r, _) = (person_counts(detector, v, truths, every) for v in (originals, reconstructions))
+    orig, recon = tp_o / max(n, 1), tp_r / max(n, 1)
+    frames = sum(len(range(0, len(v), every)) for v in originals)
+    print(f"{name} ({detector.name}): recall {orig:.3f} on originals, {recon:.3f} on reconstructions of {n} true "
+          f"person boxes in {frames} frames{f' (one frame in {every})' if every > 1 else ''}; precision "
+          f"{tp_o / max(p_o, 1):.3f} / {tp_r / max(p_r, 1):.3f}; {time.perf_counter() - t:.0f} s")
+    return {f"{name}_recall_orig": orig, f"{name}_recall_recon": recon,
+            f"{name}_recall_ratio": recon / orig if orig else None}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--data", default=None, help="dataset root with video_eval/ (default: make the procedural eval split)")
-    ap.add_argument("--model", default=str(ROOT / "checkpoints" / "video_tokenizer"), help="save_pretrained folder")
+    ap.add_argument("--model", default=str(ROOT / "checkpoints" / "video_tokenizer"), help="save_pretrained folder of any video tokenizer")
     ap.add_argument("--clips", type=int, default=EVAL_CLIPS, help="eval clips to use (the first N)")
     ap.add_argument("--people", default=DEFAULT_PEOPLE, choices=tuple(PEOPLE_MIXES), help="people mix of the made eval split (sparse or crowded)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the available cores)")
+    ap.add_argument("--threads", type=int, default=0, help="torch and OpenCV threads (0: the available cores)")
+    ap.add_argument("--detector", default="tiny", help="person detector of the detector_recall_* row: tiny[:FOLDER], hog or yolox_tiny:PATH")
+    ap.add_argument("--hog-every", type=int, default=2, help="run the HOG detector on one frame in N only (it is slow); 0: no HOG row")
+    ap.add_argument("--no-h264", action="store_true", help="skip both H.264 rows (fast sweeps over tokenizers)")
     ap.add_argument("--train-preset", default="small", help="preset whose training speed is measured")
     ap.add_argument("--train-steps", type=int, default=8, help="training steps timed (0: no training row)")
     args = ap.parse_args(argv)
@@ -102,7 +199,11 @@ def main(argv=None):
         data = Path(args.data) if args.data else Path(tmp) / "synthetic"
         if not args.data:
             make_eval_split(data, args.clips, args.people)
-        clips = np.stack([picture(read_clip(e.video).video) for e in list_split(data, "eval")[:args.clips]])
+        entries = list_split(data, "eval")[:args.clips]
+        videos = np.stack([read_clip(e.video).video for e in entries])  # [clips, 20, 256, 256, 3] letterboxed
+        sides = [boxes_path(data, e.video) for e in entries]
+        truths = [true_person_boxes(json.loads(s.read_text())) for s in sides] if all(s.is_file() for s in sides) else None
+    clips = picture(videos)
     frames = clips.reshape(-1, PICTURE_HEIGHT, PICTURE_WIDTH, 3)  # [clips x 20, 144, 256, 3]
 
     model = load_video_tokenizer(args.model)
@@ -112,29 +213,51 @@ def main(argv=None):
     codes = model.encode(frames, batch_size=NUM_FRAMES)
     encode_fps = len(frames) / (time.perf_counter() - t)
     t = time.perf_counter()
-    est = picture(model.decode(codes, batch_size=NUM_FRAMES).numpy())
+    recon = model.decode(codes, batch_size=NUM_FRAMES).numpy()  # letterboxed frames [clips x 20, 256, 256, 3]
     decode_fps = len(frames) / (time.perf_counter() - t)
-    bits_per_clip = NUM_FRAMES * cfg.bits_per_frame
-
-    h_bits, h_crf, h_psnr, h_ssim = [], [], [], []
-    for clip in clips:
-        bits, crf, dec = h264_at_bits(clip, bits_per_clip)
-        h_bits.append(bits), h_crf.append(crf)
-        h_psnr.append(psnr_db(clip, dec)), h_ssim.append(ssim(clip, dec))
-
-    result = {"psnr_db": float(psnr_db(frames, est).mean()), "ssim": float(ssim(frames, est).mean()),
-              "codebook_usage": code_stats(codes, cfg.codebook_size)["codebook_usage"], "bits_per_clip": bits_per_clip,
-              "h264_psnr_db": float(torch.cat(h_psnr).mean()), "h264_ssim": float(torch.cat(h_ssim).mean()),
-              "encode_fps": encode_fps, "decode_fps": decode_fps}
+    est = picture(recon)
+    bits_per_frame = float(cfg.bits_per_frame)
+    bits_per_clip = NUM_FRAMES * bits_per_frame
+    stats = code_stats(codes, cfg.codebook_size)
     print(f"model {args.model} fingerprint {model.fingerprint()}, {len(clips)} eval clips ({len(frames)} frames), "
-          f"torch threads {torch.get_num_threads()}, perplexity {code_stats(codes, cfg.codebook_size)['perplexity']:.1f}")
-    print(f"H.264: mean {np.mean(h_bits):.0f} bits per clip (budget {bits_per_clip:.0f}), CRF {min(h_crf)}..{max(h_crf)}, "
-          f"{sum(b > bits_per_clip for b in h_bits)} clips over budget at CRF 51")
+          f"torch threads {torch.get_num_threads()}, {cfg.grid.rows}x{cfg.grid.cols} codes of {cfg.codebook_size}: "
+          f"{bits_per_frame:.0f} bits per frame, perplexity {stats['perplexity']:.1f}")
+    result = {"psnr_db": float(psnr_db(frames, est).mean()), "ssim": float(ssim(frames, est).mean()),
+              "codebook_usage": stats["codebook_usage"], "bits_per_frame": bits_per_frame, "bits_per_clip": bits_per_clip}
+
+    for intra in (False, True) if not args.no_h264 else ():
+        t, name = time.perf_counter(), "h264_intra" if intra else "h264"
+        bits, crfs, psnrs, ssims = [], [], [], []
+        for clip in clips:
+            b, crf, dec = h264_at_bits(clip, bits_per_clip, intra)
+            bits.append(b), crfs.append(crf), psnrs.append(psnr_db(clip, dec)), ssims.append(ssim(clip, dec))
+        over = sum(b > bits_per_clip for b in bits)
+        print(f"H.264 {'all-intra' if intra else 'with inter frames'}: mean {np.mean(bits):.0f} bits per clip "
+              f"({np.mean(bits) / NUM_FRAMES:.0f} per frame; budget {bits_per_clip:.0f}, {bits_per_frame:.0f}), "
+              f"CRF {min(crfs)}..{max(crfs)}, {over} clips over budget at CRF 51; {time.perf_counter() - t:.0f} s")
+        result.update({f"{name}_psnr_db": float(torch.cat(psnrs).mean()), f"{name}_ssim": float(torch.cat(ssims).mean())})
+        result.update({"h264_intra_bits_per_frame": float(np.mean(bits)) / NUM_FRAMES} if intra else
+                      {"h264_bits_per_clip": float(np.mean(bits))})
+    for key in ("h264_psnr_db", "h264_ssim", "h264_bits_per_clip", "h264_intra_psnr_db", "h264_intra_ssim", "h264_intra_bits_per_frame"):
+        result.setdefault(key, None)
+
+    recon = recon.reshape(videos.shape)
+    for name, make, every in (("detector", lambda: get_detector(args.detector), 1), ("hog", HogDetector, args.hog_every)):
+        keys = {f"{name}_recall_{k}": None for k in ("orig", "recon", "ratio")}
+        if truths is None:
+            print(f"{name}: no boxes sidecar (boxes_eval/) in {data}: no person recall")
+        elif every:
+            detector = make()
+            if hasattr(detector, "cv2"):
+                detector.cv2.setNumThreads(torch.get_num_threads())
+            keys = recall_rows(name, detector, videos, recon, truths, every)
+        result.update(keys)
+    result["hog_every"] = args.hog_every
+    result.update({"encode_fps": encode_fps, "decode_fps": decode_fps})
     if args.train_steps:
         result.update(training_row(args.train_preset, args.train_steps, args.threads))
     print(json.dumps(result))
     return result
-
 
 def training_row(preset_name: str, steps: int, threads: int) -> dict:
     """Training frames/s of scripts/train_video_tokenizer.py beside their share of the measured peak (printed)."""

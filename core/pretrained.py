@@ -99,14 +99,20 @@ class PretrainedMixin:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
         model.meta = meta
         model.stored_dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.bfloat16)
+        model.stored_fields = tuple(config)  # a folder saved before a config field existed keeps its fingerprint
         return model.to(device).eval()
 
     def fingerprint(self, dtype: torch.dtype = None) -> str:
         """Hash of config and weights as save_pretrained(dtype=...) stores them: equal after a reload, and changed
-        by any change of the weights. dtype: default the dtype the model was loaded from, else bf16 (save's)."""
+        by any change of the weights. dtype: default the dtype the model was loaded from, else bf16 (save's).
+        Config fields added to the dataclass after a folder was saved hold their defaults there and are left out
+        of the hash, so that folder's fingerprint stays the one recorded (and in what was trained on its codes)."""
         dtype = dtype or getattr(self, "stored_dtype", torch.bfloat16)
         state = {k: v.detach().to(dtype) if v.is_floating_point() else v for k, v in self.state_dict().items()}
-        return fingerprint(asdict(self.config), state)
+        config = asdict(self.config)
+        if hasattr(self, "stored_fields"):
+            config = {k: config[k] for k in self.stored_fields}
+        return fingerprint(config, state)
 
     def _device(self):
         return next(self.parameters()).device

@@ -18,7 +18,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from ..data.media import write_atomic
-from .layout import BOS, EOS, PAD, Layout
+from .layout import BOS, EOS, PAD, VIDEO, Layout
 
 PRESETS = {
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=192),
@@ -90,3 +90,33 @@ def load_lm(folder, device="cpu", dtype=None) -> tuple:
     if not savg:
         raise ValueError(f"{folder}: not a savg language model (config.json has no '{SAVG_KEY}' entry)")
     return model.to(device).eval(), Layout.from_dict(savg["layout"]), savg.get("tokenizers", {})
+
+
+@torch.no_grad()
+def warm_start(model: LlamaForCausalLM, layout: Layout, folder) -> dict:
+    """Copy into `model` (built for `layout`) what the language model in `folder` (another layout, e.g. of an
+    earlier video tokenizer) learnt that still means the same: every block weight and the final norm, and the embedding and output rows of the special tokens and of every code range whose codebook is
+    unchanged (matched through both layouts' offsets; the audio ranges when only the video tokenizer changed).
+    Rows of a changed codebook keep their fresh initialisation. -> {"copied": names, "rows": {modality: kept?}}."""
+    old, old_layout, _ = load_lm(folder)
+    if old.config.hidden_size != model.config.hidden_size or old.config.num_hidden_layers != model.config.num_hidden_layers:
+        raise ValueError(f"{folder}: width {old.config.hidden_size} x {old.config.num_hidden_layers} layers; this model "
+                         f"is {model.config.hidden_size} x {model.config.num_hidden_layers}: the same preset is needed")
+    embeddings = {id(m.weight) for m in (model.get_input_embeddings(), model.get_output_embeddings())}
+    params, old_state, copied = dict(model.named_parameters()), old.state_dict(), []
+    for name, t in model.state_dict().items():
+        if id(params.get(name)) in embeddings or name not in old_state:
+            continue
+        if old_state[name].shape == t.shape:
+            t.copy_(old_state[name])
+            copied.append(name)
+    ranges = {"special": ((0, layout.video_offset), (0, old_layout.video_offset))}
+    for m, key in enumerate(layout.modality_names[1:], start=VIDEO):  # video, audio0, audio1, ...
+        (a, b), old_range = layout.modality_range(m), old_layout.modality_range(m) if key in old_layout.modality_names else (0, 0)
+        if old_range[1] - old_range[0] == b - a:
+            ranges[key] = ((a, b), old_range)
+    for new_m, old_m in ((model.get_input_embeddings(), old.get_input_embeddings()),
+                         (model.get_output_embeddings(), old.get_output_embeddings())):
+        for (a, b), (c, d) in ranges.values():
+            new_m.weight[a:b] = old_m.weight[c:d].to(new_m.weight.dtype)
+    return {"copied": copied, "rows": {k: k in ranges for k in ["special", *layout.modality_names[1:]]}}

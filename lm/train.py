@@ -39,7 +39,7 @@ from savg.core.training import warmup_cosine
 from savg.data.media import write_atomic
 from savg.lm.data import TokenData
 from savg.lm.loss import ModalityLoss
-from savg.lm.model import build_lm, flops_per_token, num_parameters, save_lm
+from savg.lm.model import build_lm, flops_per_token, num_parameters, save_lm, warm_start
 from savg.lm.perf import Meter
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -97,6 +97,9 @@ def parse_args(argv=None):
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="peak TFLOP/s of one device for MFU (default: measured in this run, savg.core.machine)")
     p.add_argument("--grad-ckpt", action="store_true", help="activation checkpointing (large models)")
+    p.add_argument("--init-from", default=None,
+                   help="a language model folder of the same preset to start from (fresh runs only): its blocks, and "
+                        "the token rows of every codebook the two layouts share (lm.model.warm_start)")
     p.add_argument("--video-tokenizer", default=None, help="refuse a cache not made by this tokenizer (folder)")
     p.add_argument("--audio-codec", default=None, help="refuse a cache not made by this codec (folder)")
     p.add_argument("--kill-at-step", type=int, default=None,
@@ -208,6 +211,10 @@ def main(argv=None):
     layout = data.layout
     tokenizers = {k: data.meta[k] for k in ("video_tokenizer", "audio_codec")}
     model = build_lm(args.preset, layout, tokenizers, seed=args.seed)
+    if args.init_from and not latest_tag(out / "checkpoints"):
+        kept = warm_start(model, layout, args.init_from)["rows"]
+        run.say(f"started from {args.init_from}: its blocks and the rows of " + ", ".join(k for k, v in kept.items() if v)
+                + "; fresh rows for " + (", ".join(k for k, v in kept.items() if not v) or "none"))
     getattr(model.config, "savg")["loss_on"] = args.loss_on
     n_params, n_body = num_parameters(model), num_parameters(model, body_only=True)  # before ZeRO-3 partitions them
     if args.grad_ckpt:

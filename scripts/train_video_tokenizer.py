@@ -1,6 +1,7 @@
 """Train the video tokenizer (VQ-GAN, 144 codes per frame) on a dataset in the SVGSA24 layout (e.g. the procedural one).
 
     python scripts/train_video_tokenizer.py --data DIR --preset small --out DIR [--steps 3000] [--batch 4]
+    python scripts/train_video_tokenizer.py ... --set quantizer=fsq codebook_size=1000 patch_size=4   # any config field
     torchrun --nproc_per_node 2 scripts/train_video_tokenizer.py --data DIR --preset small --out DIR   # DDP (gloo on CPU)
 
 Frame cache: the first run decodes every clip once (PyAV) into DATA/video_cache/{split}.npy, the pictures only,
@@ -8,7 +9,7 @@ uint8 [clips, 20, 144, 256, 3], with a .json of the clips it holds and those it 
 later runs memory-map it (`--cache DIR` moves it).
 Training: random frames of random dev clips, mirrored left-right half the time (a clip's spatial meaning is kept
 when audio is mirrored with it: channels swapped, see `Clip.mirrored`); losses l1 + l2 reconstruction, VQ
-commitment, optional perceptual loss from a local TorchScript file (`--perceptual PATH`), and from `--adv-start`
+commitment (LFQ: plus its entropy loss), optional perceptual loss from a local TorchScript file (`--perceptual PATH`), and from `--adv-start`
 on a PatchGAN discriminator (hinge, adaptive weight). Adam, warm-up + cosine decay. The codebook is k-means
 initialised on `--init-frames` frames before the first step.
 Outputs in OUT: run.json (command, config, seed), checkpoint.pt (atomic, every --ckpt-every steps; a rerun of the
@@ -17,8 +18,10 @@ first --eval-clips eval clips every --eval-every steps), samples/step*.png (refe
 model/ (the save_pretrained folder, bf16, refreshed at every evaluation and at the end).
 """
 import argparse
+import json
 import math
-from dataclasses import asdict
+import sys
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +30,14 @@ import torch
 from savg.core.cli import HelpFormatter
 from savg.core.gan_trainer import GanTrainer, add_trainer_args
 from savg.core.training import clip_cache
-from savg.data.clip_format import NUM_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, picture
+from savg.data.clip_format import NUM_FRAMES, PICTURE_HEIGHT, PICTURE_TOP, PICTURE_WIDTH, picture
 from savg.data.clip_io import read_clip
 from savg.data.media import write_png
 from savg.data.svgsa24 import list_split
+from savg.data.synthetic.dataset import boxes_path
 from savg.tokenizers.video_losses import (PatchDiscriminator, PerceptualLoss, adaptive_weight, code_stats, d_hinge_loss,
                                           g_loss, psnr_db, ssim)
-from savg.tokenizers.video_tokenizer import PRESETS, VideoTokenizer, preset, to_model
+from savg.tokenizers.video_tokenizer import PRESETS, VideoTokenizer, VideoTokenizerConfig, preset, to_model
 
 LOSS_WEIGHTS = dict(l1=1.0, l2=1.0, commit=1.0, perceptual=0.1, adv=0.1)
 
@@ -46,13 +50,17 @@ def frame_cache(data_dir, split: str, cache_dir=None, show: bool = True, threads
                          lambda e: picture(read_clip(e.video).video), threads, show)
 
 
-def sample_batch(pictures, batch: int, rng: np.random.Generator) -> torch.Tensor:
-    """[batch, 3, 144, 256] float in [-1, 1] on the pictures' device: random frames of random clips, mirrored
-    left-right half the time. pictures: uint8 [clips, 20, 144, 256, 3], numpy (memory-mapped) or a torch tensor
-    (e.g. held on the GPU); the same draws give the same batch either way."""
-    clips = rng.integers(0, pictures.shape[0], batch)
-    frames = rng.integers(0, pictures.shape[1], batch)
-    flip = rng.random(batch) < 0.5
+def draw(clips: int, frames: int, batch: int, rng: np.random.Generator) -> tuple:
+    """(clip, frame, mirrored) int/int/bool arrays [batch]: random frames of random clips (of `clips` clips of
+    `frames` frames), mirrored left-right half the time."""
+    return rng.integers(0, clips, batch), rng.integers(0, frames, batch), rng.random(batch) < 0.5
+
+
+def sample_batch(pictures, batch: int, rng: np.random.Generator, drawn: tuple = None) -> torch.Tensor:
+    """[batch, 3, 144, 256] float in [-1, 1] on the pictures' device: the frames `drawn` (default draw(...)).
+    pictures: uint8 [clips, 20, 144, 256, 3], numpy (memory-mapped) or a torch tensor (e.g. held on the GPU); the
+    same draws give the same batch either way."""
+    clips, frames, flip = drawn if drawn is not None else draw(*pictures.shape[:2], batch, rng)
     if torch.is_tensor(pictures):
         dev = pictures.device
         x = pictures[torch.as_tensor(clips, device=dev), torch.as_tensor(frames, device=dev)]
@@ -61,6 +69,37 @@ def sample_batch(pictures, batch: int, rng: np.random.Generator) -> torch.Tensor
     x = np.stack([pictures[c, f] for c, f in zip(clips, frames)])
     x[flip] = x[flip, :, ::-1]
     return to_model(torch.from_numpy(np.ascontiguousarray(x)))
+
+
+def person_boxes(data_dir, split: str, ids: list) -> list:
+    """Per clip of `ids`, per frame, the people's boxes float [n, 4] (x0, y0, x1, y1 in picture pixels) from the
+    procedural clips' boxes sidecars (DATA/boxes_SPLIT/ID.json). Exits naming the first clip without one: a
+    dataset of real clips has no sidecars (train without --person-weight)."""
+    entries = {e.id: e for e in list_split(data_dir, split)}
+    out = []
+    for clip_id in ids:
+        path = boxes_path(data_dir, entries[clip_id].video)
+        if not path.is_file():
+            sys.exit(f"--person-weight needs the person boxes of every training clip; {path} is missing")
+        frames = json.loads(path.read_text())["boxes"]
+        out.append([np.array([b["box"] for b in f if b.get("kind", "person") == "person"], dtype=np.float32).reshape(-1, 4)
+                    - np.array([0, PICTURE_TOP, 0, PICTURE_TOP], dtype=np.float32) for f in frames])
+    return out
+
+
+def person_weights(boxes: list, drawn: tuple, weight: float) -> torch.Tensor:
+    """Loss weights [batch, 1, 144, 256] of the frames `drawn`: 1 + weight inside a person's box (mirrored with its
+    frame), 1 elsewhere; normalised to mean 1 per frame so the loss scale stays that of the plain loss."""
+    clips, frames, flip = drawn
+    w = torch.ones(len(clips), 1, PICTURE_HEIGHT, PICTURE_WIDTH)
+    for i, (c, f, m) in enumerate(zip(clips, frames, flip)):
+        for x0, y0, x1, y1 in boxes[c][f]:
+            if m:
+                x0, x1 = PICTURE_WIDTH - x1, PICTURE_WIDTH - x0
+            r0, r1 = max(int(y0), 0), min(int(math.ceil(y1)), PICTURE_HEIGHT)
+            c0, c1 = max(int(x0), 0), min(int(math.ceil(x1)), PICTURE_WIDTH)
+            w[i, 0, r0:r1, c0:c1] = 1 + weight
+    return w / w.mean(dim=(2, 3), keepdim=True)
 
 
 def grid(ref: np.ndarray, est: np.ndarray, cols: int = 4) -> np.ndarray:
@@ -81,14 +120,36 @@ def evaluate(model: VideoTokenizer, pictures: np.ndarray, batch: int = 20) -> tu
 
 
 # ---- main -----------------------------------------------------------------------------------------
+def config_overrides(items: list) -> dict:
+    """["quantizer=fsq", "fsq_levels=8,5,5,5", "base_channels=64"] -> {field: value} typed as VideoTokenizerConfig's
+    defaults (tuples from comma lists); an unknown field or a bad value exits naming it."""
+    defaults = {f.name: f.default for f in fields(VideoTokenizerConfig)}
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in defaults:
+            sys.exit(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {sorted(defaults)}")
+        kind = type(defaults[name])
+        try:
+            out[name] = tuple(int(v) for v in value.split(",")) if kind is tuple else kind(value)
+        except ValueError:
+            sys.exit(f"--set {item!r}: {value!r} is not a {kind.__name__}")
+    return out
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_trainer_args(ap, PRESETS, batch=4, unit="frames", lr=3e-4, disc_filters=32, cache="video_cache")
-    ap.add_argument("--codebook-size", type=int, default=None, help="codes in the codebook (default: the preset's)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="override fields of the preset's VideoTokenizerConfig, e.g. quantizer=fsq codebook_size=1000 "
+                         "fsq_levels=8,5,5,5 patch_size=4 channel_mult=2,4")
     ap.add_argument("--l1", type=float, default=LOSS_WEIGHTS["l1"], help="weight of the l1 reconstruction loss")
     ap.add_argument("--l2", type=float, default=LOSS_WEIGHTS["l2"], help="weight of the l2 reconstruction loss")
     ap.add_argument("--adv-weight", type=float, default=LOSS_WEIGHTS["adv"], help="GAN weight (times the adaptive weight)")
     ap.add_argument("--perceptual", default=None, help="local TorchScript feature network for a perceptual loss (none by default)")
+    ap.add_argument("--person-weight", type=float, default=0.0,
+                    help="extra weight of the reconstruction loss inside people's boxes (1 + W there; needs the procedural "
+                         "boxes sidecars; 0: off)")
     ap.add_argument("--init-frames", type=int, default=32, help="frames whose latents k-means-initialise the codebook")
     ap.add_argument("--max-gpu-frames-gb", type=float, default=16.0,
                     help="on CUDA, the training frames are copied to the GPU when they take less than this (GiB)")
@@ -97,9 +158,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = preset(args.preset, **({"codebook_size": args.codebook_size} if args.codebook_size else {}))
+    cfg = preset(args.preset, **config_overrides(args.set))
     t = GanTrainer(args, {"tokenizer": asdict(cfg)}, run_only=("max_gpu_frames_gb",))
-    (train_pics, _), held = t.split_caches(lambda split, show: frame_cache(args.data, split, args.cache, show, args.read_threads))
+    (train_pics, train_ids), held = t.split_caches(lambda split, show: frame_cache(args.data, split, args.cache, show, args.read_threads))
     if t.device.type == "cuda":  # the uint8 frames on the GPU (3.5 GB for 1536 clips): no host work per batch
         torch.backends.cudnn.benchmark = True
         if train_pics.nbytes < args.max_gpu_frames_gb * 2 ** 30:
@@ -113,15 +174,19 @@ def main(argv=None):
     weights = {**LOSS_WEIGHTS, "l1": args.l1, "l2": args.l2, "adv": args.adv_weight}
     t.attach(model, disc, opt_g, opt_d, lambda real, fake: d_hinge_loss(real.float(), fake.float()),
              init=lambda rng: model.init_codebook(sample_batch(train_pics, args.init_frames, rng).to(t.device), args.batch))
+    boxes = person_boxes(args.data, "dev", train_ids) if args.person_weight > 0 else None
     eval_frames = held[0][:args.eval_clips].reshape(-1, PICTURE_HEIGHT, PICTURE_WIDTH, 3) if held else None
     seen = {}  # the last batch's codes, for the logged perplexity
 
     def forward(adversarial: bool):
-        x = sample_batch(train_pics, args.batch, t.rng).to(t.device)
+        drawn = draw(*train_pics.shape[:2], args.batch, t.rng)
+        x = sample_batch(train_pics, args.batch, t.rng, drawn).to(t.device)
         with t.autocast():
             y, codes, commit = t.gen(x)
         y, seen["codes"] = y.float(), codes
         err = y - x
+        if boxes is not None:
+            err = err * person_weights(boxes, drawn, args.person_weight).to(t.device).sqrt()
         losses = {"l1": err.abs().mean(), "l2": err.square().mean(), "commit": commit}
         if perceptual is not None:
             losses["perceptual"] = perceptual(y, x)

@@ -77,3 +77,16 @@ def synth(path, dur, fps=30, size=(160, 90), audio=None, sample_rate=48_000, lay
             out.mux(aus.encode(frame))  # PyAV reframes and converts to the encoder's format
             out.mux(aus.encode(None))
     return path
+
+
+def make_procedural(out, dev: int, eval_clips: int, seed: int = 0):
+    """The procedural dataset (scripts/make_synthetic.py, default settings) of `dev` dev and `eval_clips` eval clips
+    in `out` (a fresh folder); returns out."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_synthetic.py"
+    subprocess.run([sys.executable, str(script), "--out", str(out), "--num-dev", str(dev), "--num-eval", str(eval_clips),
+                    "--seed", str(seed)], check=True, cwd=Path(out).parent, stdout=subprocess.DEVNULL)
+    return out

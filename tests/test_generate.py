@@ -210,3 +210,44 @@ def test_prompt_modes_keep_their_tokens(script, world):
 def test_bad_prompt_file_is_named(script, world, tmp_path):
     with pytest.raises(SystemExit, match="broken.mp4"):
         generate(script, world, tmp_path, "--audio-prompt", world / "prompts" / "broken.mp4")
+
+
+
+def quick_sample(model, layout, seeds, prompt=None, given=None, **settings):
+    """A stand-in for savg.lm.sample.sample with its contract (prompt kept at `given`, every id legal) and no model:
+    position p of sample s gets lo[p] + (7 * s + p) mod (hi[p] - lo[p]). For tests of what surrounds sampling."""
+    n = layout.seq_len
+    ids = torch.tensor(layout.fixed).expand(len(seeds), n).clone() if prompt is None else torch.as_tensor(prompt).clone()
+    lo, hi = torch.tensor(layout.lo), torch.tensor(layout.hi)
+    made = lo + (7 * torch.as_tensor([int(s) for s in seeds])[:, None] + torch.arange(n)) % (hi - lo)
+    keep = torch.tensor(layout.modality == SPECIAL) | (torch.zeros(n, dtype=torch.bool) if given is None else torch.as_tensor(given))
+    ids[:, ~keep] = made[:, ~keep]
+    ids[:, torch.tensor(layout.modality == SPECIAL)] = torch.tensor(layout.fixed)[torch.tensor(layout.modality == SPECIAL)]
+    return ids
+
+
+def test_audio_prompt_writes_the_audio_as_read_and_generates_video(script, world, monkeypatch):
+    gen = script("generate")
+    calls, written = [], {}
+    monkeypatch.setattr(gen, "sample", lambda *a, **k: (calls.append(k), quick_sample(*a, **k))[1])
+    real_write = gen.write_clip
+    monkeypatch.setattr(gen, "write_clip", lambda path, clip: (written.__setitem__(path.name, clip), real_write(path, clip)))
+    out = world / "a2v"
+    generate(lambda name: gen, world, out, "--audio-prompt", world / "prompts", "--threads", "1")
+    codec = AudioCodec.from_pretrained(world / "audio")
+    rate = codec.config.sample_rate
+    layout = Layout.from_tokenizers(VideoTokenizer.from_pretrained(world / "video"), codec)
+    (call,) = calls
+    given = torch.as_tensor(call["given"])
+    assert torch.equal(given, torch.as_tensor(layout.modality >= AUDIO0))  # the audio positions forced, the video sampled
+    prompts = [read_clip(world / "prompts" / f"p{i}.mp4", sample_rate=rate) for i in range(2)]
+    with torch.no_grad():
+        codes = codec.encode(torch.from_numpy(np.stack([c.audio for c in prompts])), layout.audio_levels)
+    assert torch.equal(call["prompt"][:, given], layout.codes_to_ids(audio=codes)[:, given])  # the prompt's own codes
+    for i, prompt in enumerate(prompts):
+        clip = written[f"sample_{i:04d}.mp4"]
+        assert np.array_equal(clip.audio, prompt.audio) and clip.sample_rate == rate  # exactly the audio read
+        made = read_clip(out / f"sample_{i:04d}.mp4", sample_rate=rate)
+        assert np.abs(made.audio - prompt.audio).mean() < 0.01  # and so in the file (AAC again)
+        assert np.abs(made.video.astype(int) - prompt.video).mean() > 5  # the video is the sampled tokens'
+    assert json.loads((out / "generation.json").read_text())["settings"]["mode"] == "audio_prompt"

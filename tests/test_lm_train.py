@@ -116,3 +116,23 @@ def test_deepspeed_launcher_two_cpu_processes_zero3_audio_only(cache, tmp_path):
     model, layout, _ = load_lm(out / "model")
     assert layout == tiny_layout() and model.lm_head.weight.float().std() > 0
     assert model.config.savg["loss_on"] == "audio"
+
+
+def test_warm_start_keeps_the_blocks_and_the_unchanged_codebooks(tmp_path):
+    """A new video tokenizer (another video codebook) keeps what the old model learnt of audio."""
+    from savg.lm.model import build_lm, save_lm, warm_start
+
+    old_layout = tiny_layout()
+    new_layout = Layout(video_codebook=200, grid=(3, 4), audio_frame_rate=8, audio_levels=2, audio_codebook=64)
+    old = build_lm("tiny", old_layout, seed=1)
+    save_lm(old, tmp_path / "old")
+    new = build_lm("tiny", new_layout, seed=2)
+    fresh_video = new.get_input_embeddings().weight[new_layout.video_offset].clone()
+    kept = warm_start(new, new_layout, tmp_path / "old")["rows"]
+    assert kept == {"special": True, "video": False, "audio0": True, "audio1": True}
+    for get in ("get_input_embeddings", "get_output_embeddings"):
+        a, b = getattr(old, get)().weight, getattr(new, get)().weight
+        (lo, hi), (old_lo, old_hi) = new_layout.modality_range(2), old_layout.modality_range(2)
+        assert torch.equal(b[lo:hi], a[old_lo:old_hi]) and torch.equal(b[:4], a[:4])
+    assert torch.equal(new.get_input_embeddings().weight[new_layout.video_offset], fresh_video)
+    assert torch.equal(new.model.layers[0].mlp.up_proj.weight, old.model.layers[0].mlp.up_proj.weight)

@@ -81,18 +81,34 @@ def test_written_dataset_is_in_the_benchmark_format(dataset):
             assert frames[:, PICTURE_TOP:PICTURE_BOTTOM].mean() > 20
 
 
-def _direction_pairs(dataset, mirrored=False):
-    """(estimated x, labelled x) per 10 Hz frame where exactly one source sounds, over the eval split."""
+@pytest.fixture(scope="module")
+def eval_seed_7(tmp_path_factory, script):
+    """A second default eval split (seed 7), for checks that must not hold for one seed only."""
+    out = tmp_path_factory.mktemp("synthetic_seed7")
+    script("make_synthetic").main(["--out", str(out), "--num-dev", "0", "--num-eval", str(NUM_EVAL), "--seed", "7"])
+    return out
+
+
+def _direction_pairs(dataset, mirrored=False, estimate="coherence"):
+    """(estimated x, labelled x) per 10 Hz frame with exactly one label row, over the eval split.
+
+    estimate "coherence": stereo.estimate_azimuth; "level": the broadband level difference of the frame's samples,
+    d = (rms_L - rms_R) / (rms_L + rms_R), azimuth asin(d) (the inverse of the mid/side gains).
+    """
     est, truth = [], []
     problems = []
     for item in iter_labeled_clips(dataset, "eval", problems):
-        side = json.loads(boxes_path(dataset, dataset / "video_eval" / f"{item.id}.mp4").read_text())
-        active = np.array([s["active"] for s in side["sources"]])  # [sources, 50], on screen or not
         clip, labels = (item.clip.mirrored(), mirror_labels(item.labels)) if mirrored else (item.clip, item.labels)
-        az, _ = estimate_azimuth(clip.audio, clip.sample_rate, LABEL_RATE)
+        if estimate == "coherence":
+            az, _ = estimate_azimuth(clip.audio, clip.sample_rate, LABEL_RATE)
+        else:
+            hop = clip.sample_rate // LABEL_RATE
+            audio = clip.audio[:, : NUM_LABEL_FRAMES * hop].astype(np.float64)
+            rms = np.sqrt(np.mean(audio.reshape(2, NUM_LABEL_FRAMES, hop) ** 2, axis=-1))
+            az = np.arcsin((rms[0] - rms[1]) / np.maximum(rms[0] + rms[1], 1e-12))
         for row in labels:
             f = row["frame"]
-            if active[:, f].sum() == 1 and (labels["frame"] == f).sum() == 1 and np.isfinite(az[f]):
+            if (labels["frame"] == f).sum() == 1 and np.isfinite(az[f]):
                 est.append(azimuth_to_x(az[f]))
                 truth.append(row["x"])
     assert not problems
@@ -109,6 +125,18 @@ def test_stereo_matches_the_labels(dataset):
     assert np.allclose(truth_m, PICTURE_WIDTH - truth)
     assert np.corrcoef(est_m, truth_m)[0, 1] >= 0.95
     assert np.allclose(est_m, PICTURE_WIDTH - est, atol=1.0)  # swapping channels mirrors the estimate
+
+
+@pytest.mark.parametrize("split", ["dataset", "eval_seed_7"])
+def test_broadband_level_difference_matches_the_labels(split, request):
+    """The plain per-frame level difference agrees with the labels about as in clips built from real recordings
+    (r 0.97) on two default eval splits; it was 0.86 (seed 0) and 0.93 (seed 7) while sources outside the picture
+    still sounded, unlabelled (scene.in_picture_segments)."""
+    est, truth = _direction_pairs(request.getfixturevalue(split), estimate="level")
+    assert len(est) >= 150
+    r = np.corrcoef(est, truth)[0, 1]
+    print(f"broadband level difference vs labelled x ({split}): Pearson r = {r:.3f} over {len(est)} frames")
+    assert r >= 0.95
 
 
 def test_rerun_resumes_and_refuses_other_settings(dataset, script):

@@ -54,7 +54,7 @@ def world(tmp_path_factory):
     initialised(AudioCodec, 0).save_pretrained(root / "audio")
     initialised(AudioCodec, 1).save_pretrained(root / "other_audio")
     torch.manual_seed(0)
-    VideoTokenizer(video_preset("tiny")).save_pretrained(root / "untrained_video")
+    VideoTokenizer(video_preset("tiny", quantizer="vq")).save_pretrained(root / "untrained_video")  # k-means on first use
     return root
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import make_procedural
 from savg.data.clip_format import FRAME_SIZE, PICTURE_BOTTOM, PICTURE_TOP, letterbox
 from savg.tokenizers.video_losses import code_stats, psnr_db, reconstruction_loss, ssim
 from savg.tokenizers.video_tokenizer import VideoTokenizer, num_parameters, preset, to_model
@@ -55,10 +56,7 @@ def model():
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """A small procedural dataset (3 dev clips, 1 eval clip)."""
-    out = tmp_path_factory.mktemp("synth") / "data"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_synthetic.py"), "--out", str(out), "--num-dev", "3",
-                    "--num-eval", "1", "--seed", "0"], check=True, cwd=out.parent, stdout=subprocess.DEVNULL)
-    return out
+    return make_procedural(tmp_path_factory.mktemp("synth") / "data", dev=3, eval_clips=1)
 
 
 def test_presets_shapes():
@@ -67,13 +65,61 @@ def test_presets_shapes():
         assert cfg.grid == GRID and cfg.downsample == 16
     assert num_parameters(preset("tiny")) < 200_000
     assert 2_000_000 < num_parameters(preset("small")) < 7_000_000  # <= 15 MB in bf16
+    assert preset("small").quantizer == "fsq" and preset("small").codebook_size == 1000
 
 
 def test_patch_size_keeps_the_grid():
-    cfg = preset("tiny", patch_size=4, channel_mult=(1, 2, 2))  # 4 x 2^2 = 16x
-    m = VideoTokenizer(cfg).eval()
-    assert cfg.grid == GRID and m.last_layer().shape[0] == 3 * 16
-    assert m.decode(m.encode(frames(1))).shape == (1, FRAME_SIZE, FRAME_SIZE, 3)
+    for p, mult in ((4, (1, 2, 2)), (2, (1, 1, 2, 2)), (1, (1, 1, 2, 2, 2))):  # p x 2^(levels - 1) = 16x
+        cfg = preset("tiny", patch_size=p, channel_mult=mult)
+        m = VideoTokenizer(cfg).eval()
+        assert cfg.grid == GRID and m.last_layer().shape[0] == 3 * p * p
+        assert m.decode(m.encode(frames(1))).shape == (1, FRAME_SIZE, FRAME_SIZE, 3)
+    with pytest.raises(ValueError, match="divisible"):
+        preset("tiny", patch_size=3)
+
+
+@pytest.mark.parametrize("quantizer", [dict(quantizer="vq", codebook_size=64),
+                                       dict(quantizer="fsq", codebook_size=60, fsq_levels=(5, 4, 3)),
+                                       dict(quantizer="lfq", codebook_size=64)])
+def test_each_quantizer_round_trip(quantizer, tmp_path):
+    torch.manual_seed(0)
+    m = VideoTokenizer(preset("tiny", **quantizer))
+    m.init_codebook(to_model(torch.from_numpy(frames(8, seed=1))), batch_frames=2)  # VQ's k-means; FSQ, LFQ: none
+    m.eval()
+    x = frames(2, seed=6)
+    codes = m.encode(x)
+    assert codes.shape == (2, *GRID) and codes.dtype == torch.int64
+    assert 0 <= codes.min() and codes.max() < quantizer["codebook_size"]
+    with torch.no_grad():  # the codes carry everything the decoder is given
+        y, c, _ = m(to_model(torch.from_numpy(x)))
+        assert torch.equal(c, codes) and torch.allclose(m.decoder(m.dequantize(c)), y, atol=1e-5)
+    fp = m.save_pretrained(tmp_path / "m", dtype=torch.float32)
+    loaded = VideoTokenizer.from_pretrained(tmp_path / "m")
+    assert loaded.fingerprint() == fp and torch.equal(loaded.encode(x), m.encode(x))
+
+
+def test_config_checks_the_quantizer():
+    with pytest.raises(ValueError, match="FSQ levels"):
+        preset("tiny", quantizer="fsq", codebook_size=100, fsq_levels=(5, 4, 3))
+    with pytest.raises(ValueError, match="power-of-2"):
+        preset("tiny", quantizer="lfq", codebook_size=100)
+    with pytest.raises(ValueError, match="quantizer"):
+        preset("tiny", quantizer="rvq")
+
+
+def test_trainer_config_overrides_and_person_weights(script):
+    train = script("train_video_tokenizer")
+    assert train.config_overrides(["quantizer=fsq", "fsq_levels=8,5,5,5", "base_channels=48", "lfq_entropy_weight=0.2"]) == \
+        {"quantizer": "fsq", "fsq_levels": (8, 5, 5, 5), "base_channels": 48, "lfq_entropy_weight": 0.2}
+    for bad in (["codebook=3"], ["base_channels"], ["base_channels=wide"]):
+        with pytest.raises(SystemExit):
+            train.config_overrides(bad)
+    boxes = [[np.array([[10.0, 20.0, 30.0, 60.0]], dtype=np.float32)]]  # clip 0, frame 0: one person
+    w = train.person_weights(boxes, (np.array([0, 0]), np.array([0, 0]), np.array([False, True])), 3.0)
+    assert w.shape == (2, 1, 144, 256) and torch.allclose(w.mean(dim=(2, 3)), torch.ones(2, 1))
+    inside, outside = w[0, 0, 40, 20], w[0, 0, 100, 100]
+    assert torch.isclose(inside / outside, torch.tensor(4.0))
+    assert torch.equal(w[1, 0], w[0, 0].flip(-1))  # mirrored with its frame
 
 
 def test_encode_decode_shapes_and_bars(model):
@@ -119,6 +165,26 @@ def test_save_load_identical_codes(model, tmp_path):
     assert a.fingerprint() == fp16 == model.fingerprint() and a.meta == {"note": "test"}
     assert torch.equal(a.encode(x), b.encode(x))
     assert a.fingerprint(torch.bfloat16) == fp16  # reloaded weights hash the same
+
+
+def test_folder_saved_before_a_config_field_existed_keeps_its_fingerprint(tmp_path):
+    """A language model records its tokenizer's fingerprint: a newer config field must not change it."""
+    from savg.core.pretrained import fingerprint
+
+    torch.manual_seed(0)
+    model = VideoTokenizer(preset("tiny", quantizer="vq"))  # the folders from before the field were all VQ
+    model.init_codebook(to_model(torch.from_numpy(frames(8, seed=1))), batch_frames=2)
+    model.save_pretrained(tmp_path / "old")
+    record = json.loads((tmp_path / "old" / "config.json").read_text())
+    for newer in ("quantizer", "fsq_levels", "lfq_entropy_weight"):  # as a folder from before these fields
+        del record["config"][newer]
+    loaded_state = VideoTokenizer.from_pretrained(tmp_path / "old").state_dict()
+    record["fingerprint"] = fingerprint(record["config"], {k: v.to(torch.bfloat16) if v.is_floating_point() else v
+                                                           for k, v in loaded_state.items()})
+    (tmp_path / "old" / "config.json").write_text(json.dumps(record))
+    old = VideoTokenizer.from_pretrained(tmp_path / "old")
+    assert old.fingerprint() == record["fingerprint"] != model.fingerprint()
+    assert torch.equal(old.encode(frames(2)), VideoTokenizer.from_pretrained(tmp_path / "old").encode(frames(2)))
 
 
 def test_measures():

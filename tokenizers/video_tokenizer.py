@@ -3,27 +3,33 @@
 Only the picture (rows PICTURE_TOP..PICTURE_BOTTOM of the letterboxed frame) is coded; decode puts the black
 bars back. Pixels go in as uint8 RGB and are mapped to [-1, 1].
 
-Encoder (taming / LlamaGen layout): conv3x3(3 -> C m0); per level i: `num_res_blocks` residual blocks at width
-C m_i, then a stride-2 conv (not after the last level); middle: residual block, self-attention over the 9x16
-positions, residual block; GroupNorm, SiLU, conv3x3 -> z_channels. With len(channel_mult) = 5 the picture
-[B, 3, 144, 256] becomes latents [B, z_channels, 9, 16] (16x downsampling). The decoder mirrors it
-(num_res_blocks + 1 blocks per level, nearest-neighbour upsampling + conv3x3).
+Encoder (taming / LlamaGen layout after a space-to-depth step): pixel-unshuffle by `patch_size` p (3 -> 3 p^2
+channels at 1/p resolution), conv3x3 -> C m0; per level i: `num_res_blocks` residual blocks at width C m_i, then
+a stride-2 conv (not after the last level); middle: residual block, self-attention over the 9x16 positions,
+residual block; GroupNorm, SiLU, conv3x3 -> z_channels. Downsampling is p x 2^(len(channel_mult) - 1): p = 4 with
+3 levels makes [B, 3, 144, 256] into latents [B, z_channels, 9, 16] (16x). The decoder mirrors it (num_res_blocks
++ 1 blocks per level, nearest-neighbour upsampling + conv3x3, pixel-shuffle back to full resolution). No conv
+runs at full resolution: 12 GFLOP per frame for a training step of the small preset, against 28 for the
+previous full-resolution design (p = 1, 5 levels) that reached 2.8 dB less at equal training FLOPs
+(bench/video_tokenizer_sweep.py; the table is in checkpoints/video_tokenizer/CARD.md).
 
-Quantizer: vector-quantize-pytorch's VectorQuantize with a low-dimensional codebook (z_channels -> codebook_dim
-by a linear map), l2-normalised codes and cosine lookup, k-means initialisation, EMA updates and dead-code
-replacement; commitment loss.
+Quantizer (`quantizer`), from vector-quantize-pytorch, each a linear map z_channels -> a few dimensions -> codes:
+    "vq"   VectorQuantize: low-dimensional codebook (codebook_dim), l2-normalised codes and cosine lookup, k-means
+           initialisation, EMA updates (decay vq_decay) and dead-code replacement; commitment loss. (The
+           dataclass default, so that folders saved before the other quantizers existed load as they were.)
+    "fsq"  FSQ (finite scalar quantization): each of len(fsq_levels) dimensions bounded and rounded to its number
+           of levels; codebook_size = prod(fsq_levels); no codebook to learn, no auxiliary loss. The presets' choice:
+           as good as VQ at equal compute in the sweep, with nothing to initialise, collapse or synchronise.
+    "lfq"  LFQ (lookup-free): log2(codebook_size) dimensions, each quantised to its sign; entropy loss (weight
+           lfq_entropy_weight) and commitment loss.
 
 Presets (parameters = encoder + decoder + quantizer, counted by `num_parameters`; the discriminator is not part
-of the tokenizer):
-    tiny   C=8   m=(1,1,2,2,2)  1 block   codes 256 x 8     0.09 M   (tests)
-    small  C=32  m=(1,1,2,2,4)  1 block   codes 1024 x 8    3.4 M    (the shipped default; 6.7 MB in bf16)
-    base   C=128 m=(1,1,2,2,4)  2 blocks  codes 8192 x 8    67 M     (GPU)
-    large  C=128 m=(1,2,2,4,4)  3 blocks  codes 16384 x 8   117 M    (GPU clusters)
-Codebook size 1024 for small: the eval split is 32 clips x 20 nearly static frames x 144 positions, i.e. only a
-few thousand distinct patches, so 4096 or more codes could not reach 90 % usage there; 1024 reached 82 % on 8
-eval clips after 250 steps (larger sizes were not swept: CPU time). EMA decay 0.95 and dead-code threshold 0.1,
-measured: with decay 0.99 the codebook sat at ~10 % use for 250+ steps (a dead code is found only once its EMA
-count decays below the threshold), with 0.95 it stayed above 80 %.
+of the tokenizer), all p = 4 and 16x:
+    tiny   C=8   m=(1,2,2)  1 block   FSQ 4,4,4,4 (256 codes)        0.07 M   (tests)
+    small  C=32  m=(2,4,4)  1 block   FSQ 8,5,5,5 (1000 codes)       4.1 M    (the shipped default; 8.3 MB in bf16)
+    base   C=64  m=(2,4,4)  2 blocks  FSQ 7,5,5,5,5 (4375 codes)     22 M     (GPU)
+    large  C=96  m=(2,4,4)  3 blocks  FSQ 8,8,8,6,5 (15360 codes)    60 M     (GPU clusters)
+(FSQ levels as the FSQ paper chose them for about 2^8, 2^10, 2^12 and 2^14 codes.)
 """
 import math
 from dataclasses import dataclass
@@ -32,11 +38,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from vector_quantize_pytorch import VectorQuantize
+from vector_quantize_pytorch import FSQ, LFQ, VectorQuantize
 
 from ..core.pretrained import PretrainedMixin
 from ..data.clip_format import FRAME_SIZE, PICTURE_BOTTOM, PICTURE_HEIGHT, PICTURE_TOP, PICTURE_WIDTH
 from .interface import Grid, VideoSpec
+
+
+QUANTIZERS = ("vq", "fsq", "lfq")
 
 
 @dataclass
@@ -46,8 +55,11 @@ class VideoTokenizerConfig:
     patch_size: int = 1  # p: pixels folded into channels first (space-to-depth); downsampling p x 2^(levels - 1)
     num_res_blocks: int = 1  # per encoder level (the decoder has one more)
     z_channels: int = 128  # latent width before the codebook projection
-    codebook_size: int = 1024
-    codebook_dim: int = 8  # low-dimensional, l2-normalised codes
+    quantizer: str = "vq"  # "vq", "fsq" or "lfq" (module docstring)
+    codebook_size: int = 1024  # codes; with "fsq" prod(fsq_levels), with "lfq" a power of 2
+    codebook_dim: int = 8  # "vq": low-dimensional, l2-normalised codes
+    fsq_levels: tuple = (8, 5, 5, 5)  # "fsq": levels per dimension (FSQ paper's choice for about 2^10 codes)
+    lfq_entropy_weight: float = 0.1  # "lfq": weight of the entropy loss
     attn_heads: int = 1
     norm_groups: int = 32  # GroupNorm groups (reduced to divide the width)
     # quantizer training settings (stored so a checkpoint records how it was made)
@@ -58,6 +70,14 @@ class VideoTokenizerConfig:
 
     def __post_init__(self):
         self.channel_mult = tuple(int(m) for m in self.channel_mult)
+        self.fsq_levels = tuple(int(v) for v in self.fsq_levels)
+        if self.quantizer not in QUANTIZERS:
+            raise ValueError(f"quantizer {self.quantizer!r}: one of {QUANTIZERS}")
+        if self.quantizer == "fsq" and self.codebook_size != math.prod(self.fsq_levels):
+            raise ValueError(f"FSQ levels {self.fsq_levels} make {math.prod(self.fsq_levels)} codes, not codebook_size "
+                             f"{self.codebook_size}: set both")
+        if self.quantizer == "lfq" and self.codebook_size & (self.codebook_size - 1):
+            raise ValueError(f"LFQ needs a power-of-2 codebook_size, not {self.codebook_size}")
         f = self.downsample
         if PICTURE_HEIGHT % f or PICTURE_WIDTH % f:
             raise ValueError(f"the {PICTURE_WIDTH}x{PICTURE_HEIGHT} picture is not divisible by {f}x downsampling")
@@ -78,13 +98,15 @@ class VideoTokenizerConfig:
         return VideoSpec(self.grid, self.codebook_size)
 
 
+FSQ_1K = dict(quantizer="fsq", codebook_size=1000, fsq_levels=(8, 5, 5, 5))  # the FSQ paper's levels for ~2^10 codes
 PRESETS = {
-    "tiny": dict(base_channels=8, channel_mult=(1, 1, 2, 2, 2), num_res_blocks=1, z_channels=16, codebook_size=256,
-                 norm_groups=4),
-    "small": dict(base_channels=32, channel_mult=(1, 1, 2, 2, 4), num_res_blocks=1, z_channels=128, codebook_size=1024),
-    "base": dict(base_channels=128, channel_mult=(1, 1, 2, 2, 4), num_res_blocks=2, z_channels=256, codebook_size=8192),
-    "large": dict(base_channels=128, channel_mult=(1, 2, 2, 4, 4), num_res_blocks=3, z_channels=256, codebook_size=16384,
-                  attn_heads=8),
+    "tiny": dict(base_channels=8, patch_size=4, channel_mult=(1, 2, 2), num_res_blocks=1, z_channels=16,
+                 quantizer="fsq", codebook_size=256, fsq_levels=(4, 4, 4, 4), norm_groups=4),
+    "small": dict(base_channels=32, patch_size=4, channel_mult=(2, 4, 4), num_res_blocks=1, z_channels=128, **FSQ_1K),
+    "base": dict(base_channels=64, patch_size=4, channel_mult=(2, 4, 4), num_res_blocks=2, z_channels=256,
+                 quantizer="fsq", codebook_size=4375, fsq_levels=(7, 5, 5, 5, 5)),
+    "large": dict(base_channels=96, patch_size=4, channel_mult=(2, 4, 4), num_res_blocks=3, z_channels=256,
+                  quantizer="fsq", codebook_size=15360, fsq_levels=(8, 8, 8, 6, 5), attn_heads=8),
 }
 
 
@@ -192,28 +214,39 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
         super().__init__()
         self.config = config
         self.encoder = encoder(config)
-        # built after the process group exists, so k-means init and EMA statistics sync across DDP ranks
-        self.quantizer = VectorQuantize(dim=config.z_channels, codebook_size=config.codebook_size,
-                                        codebook_dim=config.codebook_dim, use_cosine_sim=True, kmeans_init=True,
-                                        kmeans_iters=config.kmeans_iters, decay=config.vq_decay,
-                                        threshold_ema_dead_code=config.dead_code_threshold,
-                                        commitment_weight=config.commitment_weight, accept_image_fmap=True)
+        self.quantizer = quantizer(config)  # built after the process group exists: VQ's k-means and EMA sync over DDP
         self.decoder = decoder(config)
 
     # -- training
     def forward(self, x: torch.Tensor):
-        """x [B, 3, H, W] in [-1, 1] (H, W multiples of 16) -> (reconstruction [B, 3, H, W], codes [B, H/16, W/16],
-        commitment loss, a scalar)."""
+        """x [B, 3, H, W] in [-1, 1] (H, W multiples of the downsampling f) -> (reconstruction [B, 3, H, W],
+        codes [B, H/f, W/f], the quantizer's auxiliary loss (commitment; LFQ: plus entropy), a scalar)."""
         z = self.encoder(x)
-        with torch.autocast(z.device.type, enabled=False):  # codebook distances and EMA in fp32
-            q, codes, commit = self.quantizer(z.float())
-        return self.decoder(q.to(z.dtype)), codes, commit.sum()
+        q, codes, aux = self.quantize(z)
+        return self.decoder(q.to(z.dtype)), codes, aux
+
+    def quantize(self, z: torch.Tensor) -> tuple:
+        """Latents [B, z_channels, h, w] -> (quantized latents [B, z_channels, h, w] fp32, codes [B, h, w] int64,
+        auxiliary loss, a scalar). In fp32 (codebook distances, EMA, rounding)."""
+        kind = self.config.quantizer
+        with torch.autocast(z.device.type, enabled=False):
+            if kind == "vq":
+                q, codes, aux = self.quantizer(z.float())
+                return q, codes, aux.sum()
+            if kind == "fsq":
+                q, codes = self.quantizer(z.float())
+                return q, codes.long(), q.new_zeros(())
+            (q, codes, aux), _ = self.quantizer(z.float(), return_loss_breakdown=True)
+            return q, codes.long(), aux
 
     @torch.no_grad()
     def init_codebook(self, x: torch.Tensor, batch_frames: int) -> None:
-        """k-means-initialise the codebook on the latents of pictures x [N, 3, H, W] (N x 144 >> codebook_size), then
-        scale its EMA counts to a training step of `batch_frames` frames, so that unused codes fall below
-        dead_code_threshold at the training rate (not N / batch_frames times later). Synchronised under DDP."""
+        """VQ: k-means-initialise the codebook on the latents of pictures x [N, 3, H, W] (N x 144 >> codebook_size),
+        then scale its EMA counts to a training step of `batch_frames` frames, so that unused codes fall below
+        dead_code_threshold at the training rate (not N / batch_frames times later). Synchronised under DDP.
+        FSQ and LFQ have no codebook to initialise: nothing is done."""
+        if self.config.quantizer != "vq":
+            return
         was = self.training
         self.train()
         self.quantizer(self.encoder(x).float())
@@ -242,7 +275,7 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
         was = self.training
         self.eval()
         try:
-            codes = [self.quantizer(self.encoder(to_model(x[i:i + batch_size].to(self._device()))).float())[1]
+            codes = [self.quantize(self.encoder(to_model(x[i:i + batch_size].to(self._device()))))[1]
                      for i in range(0, len(x), batch_size)]
         finally:
             self.train(was)
@@ -259,8 +292,22 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
 
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, h, w] -> quantized latents [B, z_channels, h, w] (what forward feeds the decoder)."""
-        q = self.quantizer.project_out(self.quantizer.codebook[codes])  # [B, h, w, z_channels]
-        return q.permute(0, 3, 1, 2)
+        if self.config.quantizer == "vq":
+            return self.quantizer.project_out(self.quantizer.codebook[codes]).permute(0, 3, 1, 2)  # [B, h, w, z] first
+        return self.quantizer.indices_to_codes(codes)
+
+
+def quantizer(cfg: VideoTokenizerConfig) -> nn.Module:
+    """The config's quantizer over latents [B, z_channels, h, w] (module docstring)."""
+    if cfg.quantizer == "fsq":
+        return FSQ(levels=list(cfg.fsq_levels), dim=cfg.z_channels, channel_first=True)
+    if cfg.quantizer == "lfq":
+        return LFQ(dim=cfg.z_channels, codebook_size=cfg.codebook_size, entropy_loss_weight=cfg.lfq_entropy_weight,
+                   commitment_loss_weight=cfg.commitment_weight, channel_first=True)
+    return VectorQuantize(dim=cfg.z_channels, codebook_size=cfg.codebook_size, codebook_dim=cfg.codebook_dim,
+                          use_cosine_sim=True, kmeans_init=True, kmeans_iters=cfg.kmeans_iters, decay=cfg.vq_decay,
+                          threshold_ema_dead_code=cfg.dead_code_threshold, commitment_weight=cfg.commitment_weight,
+                          accept_image_fmap=True)
 
 
 def num_parameters(config: VideoTokenizerConfig) -> int:

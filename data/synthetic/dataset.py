@@ -3,8 +3,9 @@
 For each clip: <out>/video_{split}/NAME.mp4, its labels <out>/metadata_{split}/NAME.csv (10 Hz rows of every
 sounding on-screen source) and a sidecar <out>/boxes_{split}/NAME.json with every entity's box per video frame
 (256x256 frame pixels, for detector training) and every source's activity and position at 10 Hz, on screen or
-not. <out>/synthetic.json records the settings and seed. Each clip's scene seed depends only on (seed, split,
-index), so a dataset is reproducible clip by clip and an interrupted run resumes where it stopped.
+not (a source sounds only while in the picture: scene.in_picture_segments). <out>/synthetic.json records the
+settings and seed. Each clip's scene seed depends only on (seed, split, index), so a dataset is reproducible clip by
+clip and an interrupted run resumes where it stopped.
 """
 import json
 from dataclasses import asdict, dataclass
@@ -22,7 +23,7 @@ from .render_video import render_video
 from .scene import DEFAULT_PEOPLE, sample_scene
 
 SPLIT_CODES = {"dev": 0, "eval": 1}
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: people 1.2-4.5 m away (was 2-6 m), sources sound only while in the picture
 
 
 @dataclass

@@ -1,0 +1,135 @@
+"""bench/end_to_end.py at toy size: tiny random tokenizers and LM (test_generate's world) and stand-ins for the
+sampler, the FVD / FAD features (also the memorisation check's), the SELD and the detector (each tested on its own
+elsewhere; Temporal AV-Align runs for real: about a second here); every row's keys in the JSON line, its files, and
+the true half each conditioned row keeps."""
+from types import SimpleNamespace
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from savg.data.clip_io import read_clip, write_clip
+from test_generate import quick_sample, world  # noqa: F401 (a fixture)
+from test_token_cache import _clip
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "end_to_end.py"
+
+
+def _video_feats(v):  # uint8 [B, 20, H, W, 3] -> [B, 6], from a sparse grid of pixels (cheap)
+    x = v[:, :, ::16, ::16].astype(np.float32) / 255
+    return np.concatenate([x.mean((1, 2, 3)), x.std((1, 2, 3))], 1)
+
+
+def _audio_feats(a):  # [B, 2, L] -> [B, 4]
+    return np.concatenate([np.abs(a[:, :, ::8]).mean(2), (a[:, :, ::8] ** 2).mean(2)], 1)
+
+
+def _rows(clip, seld, detector):
+    """Stand-in SELD and detector rows: a source at x 64 or 192 by the louder channel at every 10 Hz frame, a person
+    box over the brightest third of the picture in every frame."""
+    x = 64.0 if (clip.audio[0] ** 2).mean() > (clip.audio[1] ** 2).mean() else 192.0
+    third = int(np.argmax([clip.video[:, 56:200, k * 85:(k + 1) * 85].mean() for k in range(3)]))
+    return [(f, 0, x) for f in range(50)], [(t, 0, third * 85, 56, third * 85 + 85, 200) for t in range(20)]
+
+
+EXTRACTORS = ({"vid": (_video_feats, "video"), "aud": (_audio_feats, "audio")},
+              {"i3d_weights": "test-video", "fad_backend": "aisfx", "fad_metric_name": "FAD-aisfx"})
+
+
+@pytest.fixture(scope="module")
+def bench_run(world, tmp_path_factory):  # noqa: F811
+    root = tmp_path_factory.mktemp("e2e")
+    for split, seeds in (("video_dev", (0, 1)), ("video_eval", (2, 3, 4))):  # one eval clip more than used
+        (root / "data" / split).mkdir(parents=True)
+        for s in seeds:
+            write_clip(root / "data" / split / f"c{s}.mp4", _clip(s))
+    mp = pytest.MonkeyPatch()
+    import savg.eval.evaluate
+    import savg.lm.sample
+    mp.setattr(savg.lm.sample, "sample", quick_sample)  # scripts/generate.py imports it when the bench loads it
+    import savg.eval.detectors
+    import savg.eval.seld
+    import savg.eval.spatial
+    mp.setattr(savg.eval.evaluate, "load_extractors", lambda *a: EXTRACTORS)
+    mp.setattr(savg.eval.spatial, "rows_for_clip", _rows)
+    mp.setattr(savg.eval.seld, "load_seld", lambda *a: SimpleNamespace(cfg=SimpleNamespace(sample_rate=16_000)))
+    mp.setattr(savg.eval.detectors, "get_detector", lambda *a: SimpleNamespace(name="stand-in"))
+    spec = importlib.util.spec_from_file_location("bench_end_to_end", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    import contextlib
+    import io
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        bench.main([str(a) for a in ("--work", root / "work", "--data", root / "data", "--num-samples", 2,
+                                     "--batch-size", 2, "--threads", 1, "--dtype", "float32", "--checkpoint", world / "lm",
+                                     "--video-tokenizer", world / "video", "--audio-codec", world / "audio")])
+    mp.undo()
+    return root, printed.getvalue().splitlines()
+
+
+def test_conditioned_rows_are_in_the_json_line_and_the_table(bench_run):
+    root, lines = bench_run
+    result = json.loads(lines[-1])
+    old = {"spatial_gen", "spatial_gt", "spatial_ratio", "fvd_gen", "fvd_gt", "kvd_gen", "kvd_gt", "fad_gen", "fad_gt",
+           "fad_backend", "sec_per_clip", "num_samples", "spatial_tok", "fvd_tok", "kvd_tok", "fad_tok"}
+    new = {"spatial_v2a", "spatial_v2a_ceiling", "spatial_a2v", "spatial_shuffled", "fad_v2a", "fad_v2a_ceiling",
+           "fvd_a2v", "kvd_a2v", "sec_per_clip_v2a", "sec_per_clip_a2v", "num_conditioned"}
+    assert old | new <= set(result)
+    assert result["num_conditioned"] == 2 and result["num_samples"] == 2
+    assert all(isinstance(result[k], float) for k in ("fad_v2a", "fad_v2a_ceiling", "fvd_a2v", "kvd_a2v", "spatial_gt",
+                                                      "spatial_v2a", "spatial_v2a_ceiling", "spatial_a2v", "spatial_shuffled"))
+    assert result["spatial_gt"] == result["spatial_v2a_ceiling"] == 1.0  # the stand-ins find the true source
+    for label in ("generated", "V2A", "V2A ceiling", "A2V", "shuffled audio", "tokenizers", "ground truth"):
+        assert any(line.startswith(label + " ") for line in lines), label
+    work = root / "work"
+    for key, scored in (("v2a", {"fad"}), ("v2a_ceiling", {"fad"}), ("a2v", {"fvd", "kvd"}), ("shuffled", set())):
+        m = json.loads((work / key / "metrics.json").read_text())
+        assert {k for k in ("fvd", "kvd", "fad") if m[k] is not None} == scored, key
+        assert m["spatial"]["num_clips"] == 2 and len(m["beside"]) == 6, key
+        assert "ground truth" in (work / key / "report.html").read_text()
+    assert json.loads((work / "gt" / "metrics.json").read_text())["spatial"]["num_clips"] == 2  # the same eval clips
+
+
+def test_conditioned_rows_keep_their_true_half(bench_run):
+    root, _ = bench_run
+    work, data = root / "work", root / "data" / "video_eval"
+    eval_clips = [read_clip(data / f"c{s}.mp4") for s in (2, 3)]
+    for i, name in enumerate(("c2.mp4", "c3.mp4")):
+        true, other = eval_clips[i], eval_clips[1 - i]  # 2 clips: the derangement swaps them
+        shuffled, ceiling = read_clip(work / "shuffled_audio" / name), read_clip(work / "codec_round_trip" / name)
+        v2a, a2v = read_clip(work / "generated_v2a" / f"sample_{i:04d}.mp4"), read_clip(work / "generated_a2v" / f"sample_{i:04d}.mp4")
+        for clip in (shuffled, ceiling, v2a):
+            assert np.abs(clip.video.astype(int) - true.video).mean() < 3  # the true video (re-encoded)
+        assert np.abs(shuffled.audio - other.audio).mean() < 0.01 < np.abs(shuffled.audio - true.audio).mean()
+        assert np.abs(a2v.audio - true.audio).mean() < 0.01  # the true audio
+        assert np.abs(a2v.video.astype(int) - true.video).mean() > 5 and np.abs(v2a.audio - true.audio).mean() > 0.01
+    assert sorted(p.name for p in (work / "eval_clips").iterdir()) == ["c2.mp4", "c3.mp4"]
+
+
+def test_temporal_and_memorisation_keys(bench_run):
+    root, lines = bench_run
+    result = json.loads(lines[-1])
+    temporal = {f"temporal_{k}" for k in ("gen", "gt", "tok", "v2a", "v2a_ceiling", "a2v", "shuffled")}
+    memo = {"nearest_train_gen", "nearest_train_eval", "nearest_train_ratio", "nearest_train_a2v", "num_train_clips"}
+    assert temporal | memo <= set(result)
+    assert all(result[k] is None or (isinstance(result[k], float) and result[k] >= 0) for k in temporal)
+    assert result["num_train_clips"] == 2  # the bench's dev split
+    assert result["nearest_train_gen"] >= 0 and result["nearest_train_a2v"] >= 0 and result["nearest_train_eval"] > 0
+    assert any(line.startswith("memorisation: distance to the nearest of 2 dev clips") for line in lines)
+    work = root / "work"
+    for key in ("gen", "v2a", "v2a_ceiling", "a2v", "shuffled", "tok", "gt"):
+        m = json.loads((work / key / "metrics.json").read_text())
+        assert m["temporal"]["generated"]["num_clips"] == 2 and m["temporal"]["reference"] is None, key
+        assert m["temporal_av_align"] == result[f"temporal_{key}"] or round(m["temporal_av_align"], 4) == result[f"temporal_{key}"]
+        assert all("temporal_av_align" in row for row in m["beside"]), key
+        assert ("memorisation" in m) == (key in ("gen", "a2v")), key
+        page = (work / key / "report.html").read_text()
+        assert "<h2>Temporal AV-Align</h2>" in page and ("<h2>Memorisation check</h2>" in page) == (key in ("gen", "a2v"))
+    gt = json.loads((work / "gt" / "metrics.json").read_text())["temporal"]["generated"]
+    assert sorted(Path(c["path"]).name for c in gt["clips"]) == ["c2.mp4", "c3.mp4"]  # the eval clips, as Spatial's
+    memo_gen = json.loads((work / "gen" / "metrics.json").read_text())["memorisation"]
+    assert {Path(c["nearest"]).name for c in memo_gen["clips"]["generated"]} <= {"c0.mp4", "c1.mp4"}
+    assert result["nearest_train_eval"] == round(memo_gen["eval"]["median"], 4)
