@@ -8,10 +8,11 @@ Frame cache: the first run decodes every clip once (PyAV) into DATA/video_cache/
 uint8 [clips, 20, 144, 256, 3], with a .json of the clips it holds and those it skipped as unreadable (reported);
 later runs memory-map it (`--cache DIR` moves it).
 Training: random frames of random dev clips, mirrored left-right half the time (a clip's spatial meaning is kept
-when audio is mirrored with it: channels swapped, see `Clip.mirrored`); losses l1 + l2 reconstruction, VQ
-commitment (LFQ: plus its entropy loss), optional perceptual loss from a local TorchScript file (`--perceptual PATH`), and from `--adv-start`
-on a PatchGAN discriminator (hinge, adaptive weight). Adam, warm-up + cosine decay. The codebook is k-means
-initialised on `--init-frames` frames before the first step.
+when audio is mirrored with it: channels swapped, see `Clip.mirrored`); losses l1 + l2 reconstruction (weighted
+1 + --person-weight inside people's boxes when set), the quantizer's auxiliary loss (VQ commitment; LFQ: plus
+entropy; FSQ: none), optional perceptual loss from a local TorchScript file (`--perceptual PATH`), and from
+`--adv-start` on a PatchGAN discriminator (hinge, adaptive weight). Adam, warm-up + cosine decay. A VQ codebook
+is k-means initialised on `--init-frames` frames before the first step.
 Outputs in OUT: run.json (command, config, seed), checkpoint.pt (atomic, every --ckpt-every steps; a rerun of the
 same command resumes from it), train_log.jsonl, eval_log.jsonl (PSNR, SSIM, codebook usage and perplexity on the
 first --eval-clips eval clips every --eval-every steps), samples/step*.png (reference above reconstruction),
