@@ -26,7 +26,7 @@ import torch
 
 from savg.core.cli import HelpFormatter
 from savg.core.machine import default_threads
-from savg.data.clip_format import NUM_FRAMES, picture
+from savg.data.clip_format import NUM_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, picture
 from savg.data.clip_io import read_clip
 from savg.data.svgsa24 import list_split
 from savg.data.synthetic.dataset import boxes_path
@@ -77,7 +77,7 @@ def train(name: str, data: Path, run: Path, budget: float, args) -> dict:
     """Train candidate `name` for `budget` FLOPs into `run` (resumes); {"steps", "gflop_per_frame", "train_fps"}."""
     preset_name, sets, extra = CANDIDATES[name]
     cfg = config_of(name)
-    per_frame = training_flops(VideoTokenizer(cfg), torch.zeros(1, 3, *picture(np.zeros((1, 256, 256, 3))).shape[1:3]))
+    per_frame = training_flops(VideoTokenizer(cfg), torch.zeros(1, 3, PICTURE_HEIGHT, PICTURE_WIDTH))
     steps = max(int(budget / (per_frame * args.batch)), 1)
     extra = [str(steps // 2) if a == "HALF" else a for a in extra]
     cmd = [sys.executable, str(ROOT / "scripts" / "train_video_tokenizer.py"), "--data", str(data), "--out", str(run),
