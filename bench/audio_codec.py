@@ -1,6 +1,7 @@
 """Quality and speed of the stereo audio codec against Opus (libopus via PyAV) on an eval split.
 
     python bench/audio_codec.py [--model checkpoints/audio_codec] [--data ROOT] [--levels 4,6,8]
+        [--fad-clips 64] [--beside [NAME=]FOLDER ...]
 
 With no --data it renders the procedural eval split itself (seed 0, the first --clips clips, the same scenes
 as `scripts/make_synthetic.py --seed 0`), straight from the renderer (no AAC in between). With --data it reads
@@ -15,7 +16,32 @@ on a tiny procedural dataset, as seconds of audio trained per second and their s
 measured in the same run (bench/trainer_speed.py). On procedural data a last row, "room re-drawn", keeps each clip's
 direct sound exactly and re-draws its reverberation and noise: the stereo errors that even an ideal codec gets
 when it codes the sources but not the room's noise waveform (per-bin level differences of the quiet channel
-depend on that realisation). The last line is one JSON object.
+depend on that realisation).
+
+FAD ratio (the "fad" lines and the fad_ratio column): FAD-aisfx of --fad-clips dev clips after the codec's
+round trip (at the JSON line's level count) against the eval clips, divided by FAD-aisfx of the same dev clips as
+they are against the same eval clips: 1 is a codec whose output is, to the embedding, as natural as its input;
+the denominator is the finite-sample FAD of two draws of one distribution. Computed with the project's own FAD
+(savg.eval.audio_embed, savg.eval.frechet, savg.eval.protocol: what scripts/evaluate.py computes, times its
+FAD_SCALE), on windows of --fad-protocol (official: --fad-windows windows per side, shuffled with seed 42 as
+scripts/evaluate.py does; the dev side's windows are the same for both FADs). Dev clips: with no --data the
+procedural dev split (seed --seed, as scripts/make_synthetic.py draws it), with --data the root's dev split;
+eval clips (the reference): the first max(--clips, --fad-clips) of the eval split, so both sides draw on as many
+clips (the rows above use the first --clips of them). Every clip is at the codec's rate and resampled to the
+embedding's (44.1 kHz) the same way, so the ratio sees only the codec. Only the clips the windows fall in are
+rendered, read and coded. The counts of windows and clips are printed next to the figures: FAD on few of them
+is biased upwards (and its ratio towards 1), compare ratios at one setting only. --fad-clips 0 turns it off.
+Missing embedding weights (aisfx: `pip install --no-deps aisfx==0.1.2`) turn it off too, never replaced by
+another network: the bench says so on a line of its own and in the JSON ("fad_error", the fad figures null) and
+measures the rest.
+
+--beside FOLDER or NAME=FOLDER (several, or the option repeated): further codecs (save_pretrained folders, at
+all their levels, at the main codec's sample rate) measured in the same run on the same clips: a row each, named
+NAME or the folder's name, with the same columns and their own FAD ratio against the shared dev-clip FAD. The
+JSON has them under "beside": {name: {the row's figures, n_q, fingerprint, model}} ({} with none).
+
+The last line is one JSON object: the main codec's row (kbps, mel_distance, ..., fad_ratio, fad_roundtrip,
+fad_dev, fad_backend), the Opus and floor figures, the counts, "beside", and the training row.
 """
 import argparse
 import io
@@ -43,12 +69,18 @@ OPUS_FRAME_S = 0.02
 MAX_LAG = 64  # samples searched to align a codec's output with its input
 
 
-def procedural_eval(n: int, seed: int = 0, sample_rate: int = DEFAULT_SAMPLE_RATE, people: str = DEFAULT_PEOPLE) -> np.ndarray:
-    """Audio float32 [n, 2, samples] of the first n procedural eval clips for `seed` and people mix."""
+def procedural_clips(split: str, indices, seed: int = 0, sample_rate: int = DEFAULT_SAMPLE_RATE,
+                     people: str = DEFAULT_PEOPLE) -> np.ndarray:
+    """Audio float32 [len(indices), 2, samples] of those procedural clips of `split` for `seed` and people mix."""
     from savg.data.synthetic.dataset import clip_seed
     from savg.data.synthetic.render_audio import render_audio
     from savg.data.synthetic.scene import sample_scene
-    return np.stack([render_audio(sample_scene(clip_seed(seed, "eval", i), people=people), sample_rate) for i in range(n)])
+    return np.stack([render_audio(sample_scene(clip_seed(seed, split, i), people=people), sample_rate) for i in indices])
+
+
+def procedural_eval(n: int, seed: int = 0, sample_rate: int = DEFAULT_SAMPLE_RATE, people: str = DEFAULT_PEOPLE) -> np.ndarray:
+    """Audio float32 [n, 2, samples] of the first n procedural eval clips for `seed` and people mix."""
+    return procedural_clips("eval", range(n), seed, sample_rate, people)
 
 
 def resynthesis_floor(n: int, seed: int = 0, sample_rate: int = DEFAULT_SAMPLE_RATE, people: str = DEFAULT_PEOPLE) -> tuple:
@@ -79,6 +111,94 @@ def dataset_eval(root, n: int, sample_rate: int) -> np.ndarray:
     from savg.data.clip_io import read_clip
     from savg.data.svgsa24 import list_split
     return np.stack([read_clip(e.video, sample_rate=sample_rate).audio for e in list_split(root, "eval")[:n]])
+
+
+class ClipSource:
+    """Clips of a split at `sample_rate`, by index: the procedural splits (no `root`) or an SVGSA24-layout root's
+    (read through savg.data.clip_io.read_clip)."""
+
+    def __init__(self, root, seed: int, people: str, sample_rate: int):
+        self.root, self.seed, self.people, self.sample_rate = root, seed, people, sample_rate
+        self._entries = {}
+
+    def count(self, split: str, n: int) -> int:
+        """How many of the first n clips of `split` there are."""
+        return n if self.root is None else min(n, len(self.entries(split)))
+
+    def entries(self, split: str) -> list:
+        from savg.data.svgsa24 import list_split
+        if split not in self._entries:
+            self._entries[split] = list_split(self.root, split)
+        return self._entries[split]
+
+    def clips(self, split: str, indices) -> np.ndarray:
+        """Audio float32 [len(indices), 2, samples] of those clips of `split`."""
+        if self.root is None:
+            return procedural_clips(split, indices, self.seed, self.sample_rate, self.people)
+        from savg.data.clip_io import read_clip
+        return np.stack([read_clip(self.entries(split)[i].video, sample_rate=self.sample_rate).audio for i in indices])
+
+
+def to_rate(audio: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
+    """[..., N] at `rate` -> float32 [..., ceil(N * new_rate / rate)] at `new_rate` (polyphase, scipy)."""
+    from math import gcd
+    from scipy.signal import resample_poly
+    if rate == new_rate:
+        return np.asarray(audio, np.float32)
+    g = gcd(int(rate), int(new_rate))
+    return resample_poly(audio, new_rate // g, rate // g, axis=-1).astype(np.float32)
+
+
+class FadReference:
+    """FAD of dev clips against eval clips (the reference), windows chosen once: the project's FAD (an embedder of
+    savg.eval.audio_embed, savg.eval.frechet.frechet_distance times savg.eval.evaluate.FAD_SCALE) on windows of
+    savg.eval.protocol, each clip resampled from the codec's rate to the embedder's first.
+
+    dev_clips, eval_clips: the clips available on each side (the first of each split); only those the windows
+    fall in are loaded (`load(split, indices)` -> [len(indices), 2, N]). `fad_dev` is the dev clips' own FAD;
+    ratio(decoded) that of the same dev windows after a round trip, divided by it."""
+
+    def __init__(self, embedder, load, dev_clips: int, eval_clips: int, sample_rate: int, protocol: str = "official",
+                 num_windows: int = None):
+        from savg.eval import protocol as P
+        from savg.eval.evaluate import FAD_SCALE
+        self.embedder, self.sample_rate, self.protocol = embedder, sample_rate, protocol
+        self.scale = FAD_SCALE.get(embedder.name, 1.0)
+        self.dev_windows, self.eval_windows = P.select(protocol, dev_clips, eval_clips, num_windows or P.NUM_WINDOWS, P.SEED)
+        if min(len(self.dev_windows), len(self.eval_windows)) < 2:
+            raise ValueError(f"FAD needs at least 2 windows on each side, got {len(self.dev_windows)} dev and "
+                             f"{len(self.eval_windows)} eval ({dev_clips} and {eval_clips} clips, {protocol} protocol)")
+        self.dev_index = sorted({w.file for w in self.dev_windows})  # dev clips used, in order
+        eval_index = sorted({w.file for w in self.eval_windows})
+        self.counts = {"dev_windows": len(self.dev_windows), "eval_windows": len(self.eval_windows),
+                       "dev_clips": len(self.dev_index), "eval_clips": len(eval_index)}
+        self.dev = load("dev", self.dev_index)  # [len(dev_index), 2, N], the clips the dev windows fall in
+        self.ref = self.embed(dict(zip(eval_index, load("eval", eval_index))), self.eval_windows)
+        self.fad_dev = self.fad(self.dev_clips(self.dev))
+
+    def dev_clips(self, audio: np.ndarray) -> dict:
+        return dict(zip(self.dev_index, audio))
+
+    def embed(self, clips: dict, windows) -> np.ndarray:
+        """Embeddings [len(windows), D] of the windows of clips {file index: [2, N] at the codec's rate}."""
+        from savg.eval.protocol import window_audio
+        rate = self.embedder.sample_rate
+        resampled = {i: to_rate(a, self.sample_rate, rate) for i, a in clips.items()}
+        return self.embedder.embed(np.stack([window_audio(resampled[w.file], w, self.protocol, rate) for w in windows]))
+
+    def fad(self, clips: dict) -> float:
+        from savg.eval.frechet import frechet_distance
+        return frechet_distance(self.embed(clips, self.dev_windows), self.ref) * self.scale
+
+    def ratio(self, decoded: np.ndarray) -> dict:
+        """{"fad_ratio", "fad_roundtrip"} of the dev clips after a round trip (decoded [len(dev_index), 2, N])."""
+        fad = self.fad(self.dev_clips(decoded))
+        return {"fad_ratio": fad / self.fad_dev if self.fad_dev > 0 else None, "fad_roundtrip": fad}
+
+    def describe(self) -> str:
+        c = self.counts
+        return (f"{self.embedder.metric_name}, {self.protocol} protocol: {c['dev_windows']} windows of {c['dev_clips']} "
+                f"dev clips vs {c['eval_windows']} windows of {c['eval_clips']} eval clips")
 
 
 def opus_roundtrip(audio: np.ndarray, sample_rate: int, kbps: float) -> np.ndarray:
@@ -117,6 +237,31 @@ def align(ref: np.ndarray, est: np.ndarray, max_lag: int = MAX_LAG) -> np.ndarra
     return np.pad(shifted, ((0, 0), (0, max(0, n - shifted.shape[1]))))[:, :n].astype(np.float32)
 
 
+def codec_row(model: AudioCodecAPI, audio: np.ndarray, k: int, batch: int) -> dict:
+    """The codec's figures on eval clips audio [n, 2, N] at its first k levels: bit rate, codec_quality, codebook
+    usage, real-time factors."""
+    spec = model.spec
+    decoded, codes, t_enc, t_dec = run_codec(model, audio, k, batch)
+    usage = [len(torch.unique(codes[..., j])) / spec.codebook_size for j in range(k)]
+    kbps = spec.frame_rate * k * np.log2(spec.codebook_size) / 1000
+    return {"kbps": kbps, **codec_quality(audio, decoded, spec.sample_rate), "codebook_usage": float(np.mean(usage)),
+            "codebook_usage_min": float(np.min(usage)),
+            "encode_rtf": t_enc / (len(audio) * DURATION_S), "decode_rtf": t_dec / (len(audio) * DURATION_S)}
+
+
+def beside_folders(items) -> dict:
+    """{name: folder} of --beside items "FOLDER" (named by the folder's name) or "NAME=FOLDER"."""
+    out = {}
+    for item in items or ():
+        name, sep, folder = item.partition("=")
+        if not sep or not name or "/" in name:
+            name, folder = Path(item).resolve().name, item
+        if name in out:
+            raise ValueError(f"--beside: two codecs named {name!r}; name them NAME=FOLDER")
+        out[name] = folder
+    return out
+
+
 def run_codec(model: AudioCodecAPI, audio: np.ndarray, n_q: int, batch: int) -> tuple:
     """(decoded [n, 2, N], codes [n, frames, n_q], encode seconds, decode seconds)."""
     codes, decoded, t_enc, t_dec = [], [], 0.0, 0.0
@@ -132,6 +277,9 @@ def run_codec(model: AudioCodecAPI, audio: np.ndarray, n_q: int, batch: int) -> 
 
 
 def main(argv=None):
+    from savg.eval.audio_embed import BACKENDS, DEFAULT_BACKEND
+    from savg.eval.protocol import NUM_WINDOWS, PROTOCOLS
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--model", default=str(DEFAULT_MODEL), help="save_pretrained folder of the codec")
     ap.add_argument("--data", default=None, help="SVGSA24-layout root (default: render the procedural eval split)")
@@ -140,32 +288,88 @@ def main(argv=None):
     ap.add_argument("--people", default=DEFAULT_PEOPLE, choices=tuple(PEOPLE_MIXES), help="people mix of the procedural eval split (sparse or crowded)")
     ap.add_argument("--n-q", type=int, default=None, help="levels used for the JSON line (default: all)")
     ap.add_argument("--levels", default="", help="extra rows at these level counts, e.g. 2,4,6")
+    ap.add_argument("--beside", nargs="+", action="extend", default=[], metavar="[NAME=]FOLDER",
+                    help="further codec folders measured on the same clips, a row each (at all their levels)")
     ap.add_argument("--floor", type=int, default=1, help="1: add the 'room re-drawn' row (procedural data only): "
                     "direct sound exact, reverberation and noise re-drawn; the floor of a codec that does not code the room's noise waveform")
+    ap.add_argument("--fad-clips", type=int, default=64, help="dev clips of the FAD ratio (and at least as many eval "
+                    "clips as its reference); 0: no FAD")
+    ap.add_argument("--fad-protocol", default="official", choices=PROTOCOLS,
+                    help="windows FAD is computed on (savg.eval.protocol, as scripts/evaluate.py)")
+    ap.add_argument("--fad-windows", type=int, default=NUM_WINDOWS, help="windows per side (official protocol)")
+    ap.add_argument("--fad-backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="audio embedding of FAD")
+    ap.add_argument("--fad-weights", default=None, help="local weights of the FAD backend (required for audioclip)")
     ap.add_argument("--batch", type=int, default=8, help="clips per encode / decode call")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the available cores)")
     ap.add_argument("--train-preset", default="small", help="preset whose training speed is measured")
     ap.add_argument("--train-steps", type=int, default=8, help="training steps timed (0: no training row)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or default_threads())
+    try:
+        beside = beside_folders(args.beside)
+    except ValueError as e:
+        ap.error(str(e))
 
     model = load_audio_codec(args.model)
     cfg = model.spec
     sr = cfg.sample_rate
-    audio = dataset_eval(args.data, args.clips, sr) if args.data else procedural_eval(args.clips, args.seed, sr, args.people)
+    others = {name: load_audio_codec(folder) for name, folder in beside.items()}
+    for name, other in others.items():
+        if other.spec.sample_rate != sr:
+            ap.error(f"--beside {name}: codec at {other.spec.sample_rate} Hz, the main one at {sr} Hz (one rate per run)")
+    embedder, fad_error = None, None
+    if args.fad_clips > 0:
+        from savg.eval.audio_embed import load_audio_embedder
+        try:
+            embedder = load_audio_embedder(args.fad_backend, args.fad_weights)
+        except FileNotFoundError as e:  # no substitute network: the FAD figures are null and say why
+            fad_error = str(e)
+            print(f"no FAD ratio: {fad_error}")
+    source = ClipSource(args.data, args.seed, args.people, sr)
+    n_eval = source.count("eval", max(args.clips, args.fad_clips if embedder else 0))
+    audio = source.clips("eval", range(min(args.clips, n_eval)))
     print(f"codec {args.model} (fingerprint {model.fingerprint()}), {cfg.frame_rate} Hz x {cfg.levels} levels "
           f"x {cfg.codebook_size} codes; {len(audio)} eval clips of {DURATION_S} s at {sr} Hz "
           f"({'procedural, seed %d' % args.seed if not args.data else args.data})")
+    for name, other in others.items():
+        print(f"beside {name}: {beside[name]} (fingerprint {other.fingerprint()}), {other.spec.frame_rate} Hz x "
+              f"{other.spec.levels} levels x {other.spec.codebook_size} codes")
+
+    fad_ref = None
+    if embedder:
+        try:
+            n_dev = source.count("dev", args.fad_clips)
+        except FileNotFoundError as e:
+            ap.error(f"{e}; --fad-clips 0 turns the FAD ratio off")
+
+        def load(split, idx):  # the eval clips the rows use are not rendered or read twice
+            if split != "eval":
+                return source.clips(split, idx)
+            missing = [i for i in idx if i >= len(audio)]
+            fresh = dict(zip(missing, source.clips("eval", missing))) if missing else {}
+            return np.stack([audio[i] if i < len(audio) else fresh[i] for i in idx])
+
+        try:
+            fad_ref = FadReference(embedder, load, n_dev, n_eval, sr, args.fad_protocol, args.fad_windows)
+        except ValueError as e:
+            ap.error(f"{e}; --fad-clips 0 turns the FAD ratio off")
 
     n_q = args.n_q or cfg.levels
+    level_counts = sorted({n_q, *(int(v) for v in args.levels.split(",") if v)})
+    for name, other in others.items():
+        if name == "codec" and other.spec.levels in level_counts:
+            ap.error(f"--beside {name}: its row 'K={other.spec.levels}' has the name of a row of the main codec; name it NAME=FOLDER")
     rows = {}
-    for k in sorted({n_q, *(int(v) for v in args.levels.split(",") if v)}):
-        decoded, codes, t_enc, t_dec = run_codec(model, audio, k, args.batch)
-        usage = [len(torch.unique(codes[..., j])) / cfg.codebook_size for j in range(k)]
-        kbps = cfg.frame_rate * k * np.log2(cfg.codebook_size) / 1000
-        rows[f"codec K={k}"] = {"kbps": kbps, **codec_quality(audio, decoded, sr), "codebook_usage": float(np.mean(usage)),
-                                "codebook_usage_min": float(np.min(usage)),
-                                "encode_rtf": t_enc / (len(audio) * DURATION_S), "decode_rtf": t_dec / (len(audio) * DURATION_S)}
+    for k in level_counts:
+        rows[f"codec K={k}"] = codec_row(model, audio, k, args.batch)
+    if fad_ref:
+        rows[f"codec K={n_q}"].update(fad_ref.ratio(run_codec(model, fad_ref.dev, n_q, args.batch)[0]))
+    beside_rows = {}
+    for name, other in others.items():
+        k = other.spec.levels
+        rows[f"{name} K={k}"] = beside_rows[name] = row = codec_row(other, audio, k, args.batch)
+        if fad_ref:
+            row.update(fad_ref.ratio(run_codec(other, fad_ref.dev, k, args.batch)[0]))
     for kb in OPUS_KBPS:
         rows[f"opus {kb}k"] = {"kbps": float(kb), **codec_quality(audio, np.stack([opus_roundtrip(a, sr, kb) for a in audio]), sr)}
     if args.floor and not args.data:
@@ -174,17 +378,34 @@ def main(argv=None):
 
     cols = ["kbps", "mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "codebook_usage", "encode_rtf",
             "decode_rtf", "ild_band_error_db", "codebook_usage_min"]
-    print(f"{'':14s}" + "".join(f"{c:>20s}" for c in cols))
+    fad_cols = ["fad_ratio", "fad_roundtrip"]
+    width = max(14, *(len(name) + 1 for name in rows))
+    print(f"{'':{width}s}" + "".join(f"{c:>20s}" for c in cols + fad_cols))
     for name, r in rows.items():
-        print(f"{name:14s}" + "".join(f"{r[c]:20.4f}" if c in r else f"{'-':>20s}" for c in cols))
+        print(f"{name:{width}s}" + "".join(f"{r[c]:20.4f}" if r.get(c) is not None else f"{'-':>20s}" for c in cols + fad_cols))
+    fad = {"fad_ratio": None, "fad_roundtrip": None, "fad_dev": None, "fad_backend": args.fad_backend if args.fad_clips > 0 else None}
+    if fad_ref:
+        print(f"FAD ({fad_ref.describe()}): dev clips as they are (fad_dev) {fad_ref.fad_dev:.4f}")
+        for name, r in rows.items():
+            if "fad_roundtrip" in r:
+                ratio = f"{r['fad_ratio']:.3f}" if r["fad_ratio"] is not None else "-"
+                print(f"  {name}: after the round trip (fad_dev_roundtrip) {r['fad_roundtrip']:.4f}, ratio {ratio}")
+        fad.update(fad_dev=fad_ref.fad_dev, fad_backend=embedder.name, fad_protocol=args.fad_protocol,
+                   **{f"fad_{k}": v for k, v in fad_ref.counts.items()})
+    if fad_error:
+        fad["fad_error"] = fad_error
     ours = rows[f"codec K={n_q}"]
     result = {k: ours[k] for k in cols}
+    result.update({k: ours.get(k) for k in fad_cols}, **{k: v for k, v in fad.items() if k not in fad_cols})
     for kb in OPUS_KBPS:
         for k in ("mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "ild_band_error_db"):
             result[f"opus{kb}_{k}"] = rows[f"opus {kb}k"][k]
     if "room re-drawn" in rows:
         result.update({f"floor_{k}": rows["room re-drawn"][k] for k in ("ild_error_db", "ild_band_error_db", "direction_error_deg")})
     result.update(n_q=n_q, clips=len(audio), fingerprint=model.fingerprint(), threads=torch.get_num_threads())
+    result["beside"] = {name: {**{k: beside_rows[name].get(k) for k in cols + fad_cols},
+                               "n_q": other.spec.levels, "fingerprint": other.fingerprint(), "model": str(beside[name])}
+                        for name, other in others.items()}
     if args.train_steps:
         result.update(training_row(args.train_preset, args.train_steps, args.threads))
     print(json.dumps(result))

@@ -18,7 +18,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from ..data.media import write_atomic
-from .layout import BOS, EOS, PAD, VIDEO, Layout
+from .layout import AUDIO0, BOS, EOS, PAD, VIDEO, Layout
 
 PRESETS = {
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=192),
@@ -93,11 +93,13 @@ def load_lm(folder, device="cpu", dtype=None) -> tuple:
 
 
 @torch.no_grad()
-def warm_start(model: LlamaForCausalLM, layout: Layout, folder) -> dict:
+def warm_start(model: LlamaForCausalLM, layout: Layout, folder, audio_shift: int = 0) -> dict:
     """Copy into `model` (built for `layout`) what the language model in `folder` (another layout, e.g. of an
     earlier video tokenizer) learnt that still means the same: every block weight and the final norm, and the embedding and output rows of the special tokens and of every code range whose codebook is
     unchanged (matched through both layouts' offsets; the audio ranges when only the video tokenizer changed).
-    Rows of a changed codebook keep their fresh initialisation. -> {"copied": names, "rows": {modality: kept?}}."""
+    Rows of a changed codebook keep their fresh initialisation. audio_shift: the new audio level k + audio_shift
+    starts from the old level k (1 from a joint-stereo codec to its parametric conversion, whose level 0 is the new
+    stereo code). -> {"copied": names, "rows": {modality: kept?}}."""
     old, old_layout, _ = load_lm(folder)
     if old.config.hidden_size != model.config.hidden_size or old.config.num_hidden_layers != model.config.num_hidden_layers:
         raise ValueError(f"{folder}: width {old.config.hidden_size} x {old.config.num_hidden_layers} layers; this model "
@@ -112,7 +114,9 @@ def warm_start(model: LlamaForCausalLM, layout: Layout, folder) -> dict:
             copied.append(name)
     ranges = {"special": ((0, layout.video_offset), (0, old_layout.video_offset))}
     for m, key in enumerate(layout.modality_names[1:], start=VIDEO):  # video, audio0, audio1, ...
-        (a, b), old_range = layout.modality_range(m), old_layout.modality_range(m) if key in old_layout.modality_names else (0, 0)
+        old_m = m if m == VIDEO else m - audio_shift  # the old modality this one starts from
+        known = m == VIDEO or AUDIO0 <= old_m < AUDIO0 + old_layout.audio_levels
+        (a, b), old_range = layout.modality_range(m), old_layout.modality_range(old_m) if known else (0, 0)
         if old_range[1] - old_range[0] == b - a:
             ranges[key] = ((a, b), old_range)
     for new_m, old_m in ((model.get_input_embeddings(), old.get_input_embeddings()),

@@ -100,6 +100,9 @@ def parse_args(argv=None):
     p.add_argument("--init-from", default=None,
                    help="a language model folder of the same preset to start from (fresh runs only): its blocks, and "
                         "the token rows of every codebook the two layouts share (lm.model.warm_start)")
+    p.add_argument("--init-audio-shift", type=int, default=0,
+                   help="with --init-from: audio level k + N starts from its level k (1 from a joint-stereo codec's "
+                        "model to its parametric conversion's, whose level 0 is the new stereo code)")
     p.add_argument("--video-tokenizer", default=None, help="refuse a cache not made by this tokenizer (folder)")
     p.add_argument("--audio-codec", default=None, help="refuse a cache not made by this codec (folder)")
     p.add_argument("--kill-at-step", type=int, default=None,
@@ -212,7 +215,7 @@ def main(argv=None):
     tokenizers = {k: data.meta[k] for k in ("video_tokenizer", "audio_codec")}
     model = build_lm(args.preset, layout, tokenizers, seed=args.seed)
     if args.init_from and not latest_tag(out / "checkpoints"):
-        kept = warm_start(model, layout, args.init_from)["rows"]
+        kept = warm_start(model, layout, args.init_from, args.init_audio_shift)["rows"]
         run.say(f"started from {args.init_from}: its blocks and the rows of " + ", ".join(k for k, v in kept.items() if v)
                 + "; fresh rows for " + (", ".join(k for k, v in kept.items() if not v) or "none"))
     getattr(model.config, "savg")["loss_on"] = args.loss_on

@@ -1,47 +1,212 @@
 #!/bin/bash
-# The recipe of the shipped default (checkpoints/): every step's command and seed, in order.
+# The recipe of the shipped default (checkpoints/): every step's command and seed, in order, on the procedural
+# dataset or on your own data in the SVGSA24 layout, at a named size (the table below).
 #
-#     bash scripts/recipe_default.sh [WORK]            (WORK defaults to out/recipe; PYTHON to .venv/bin/python)
+#     bash scripts/recipe_default.sh [--data ROOT] [--size tiny|cpu|gpu] [--gpus N] [--hostfile FILE] [--work DIR]
+#         [--reuse-tokenizers | --train-tokenizers] [--threads N] [--seld PATH] [--detector SPEC] [--ship]
 #
-# Steps 1-3 run on any machine; step 4 trains the language model on a GPU when there is one (the shipped
-# checkpoint was trained so: one H100, see checkpoints/lm/CARD.md) and otherwise on the CPU with the config
-# lm/train.py picks for it (fp32 where bf16 is emulated; 1000 steps of 8 clips, about 9 hours on 2 AVX2 cores
-# at the ~900 tokens/s measured there, for a weaker model; LM_STEPS and LM_CONFIG override the defaults below).
-# Every step resumes when rerun: finished clips, shards and checkpoints are kept.
+#   --data ROOT        a dataset root in the SVGSA24 layout (ROOT/video_dev/*.mp4, ROOT/video_eval/*.mp4, labels in
+#                      ROOT/metadata_dev/); without it the procedural dataset is made in WORK/synthetic
+#   --size NAME        a column of the table: tiny (the test's: tiny presets, a few steps, 1.5 min on one shared
+#                      core), cpu (the shipped default's settings on our 2-core CPU), gpu (full size, one or more
+#                      GPUs); default gpu when torch sees a GPU, else cpu
+#   --gpus N           GPUs of this node (default: the size's GPUS): N > 1 runs the language model under
+#                      deepspeed --num_gpus N and the tokenizer trainers and tokenization under torchrun (one process
+#                      per GPU; batches are per process)
+#   --hostfile FILE    several nodes for the language model (deepspeed --hostfile FILE, and --master_addr
+#                      $MASTER_ADDR when set): one line per node (`node1 slots=8`), passwordless ssh, the same paths
+#                      on every node and WORK on a shared filesystem (the README's "Training the language model")
+#   --work DIR         everything the run writes (default out/recipe); one per dataset and size: a rerun resumes
+#                      from what it finds there
+#   --reuse-tokenizers the language model learns the shipped tokenizers' codes (checkpoints/video_tokenizer and
+#                      checkpoints/audio_codec, trained on procedural clips); --train-tokenizers trains both on the
+#                      data first; default: the size's REUSE (tiny and gpu train them, cpu reuses them, as the
+#                      shipped default did)
+#   --threads N        torch CPU threads of every step (default 0: every available core; 1 where other jobs run)
+#   --seld, --detector scripts/evaluate.py's; the shipped ones by default (trained on procedural clips only: on real
+#                      footage give the official ones, see the README's "Evaluation: Spatial AV-Align")
+#   --ship             export into the repository's checkpoints/ and measure the result with bench/end_to_end.py
+#                      (the figures of the cards); without it into WORK/checkpoints: the shipped models stay as they are
+# Environment: PYTHON (default the repository's .venv/bin/python), WORKERS (make_synthetic.py processes, default 2),
+# and any setting of the table by its name (LM_STEPS=2000, LM_CONFIG=lm/configs/zero2.json, ...).
+#
+# Steps: 1 the procedural dataset (without --data); 2 the video tokenizer and 3 the audio codec, trained and exported
+# (unless reused); 4 tokenize the dev split; 5 train the language model; 6 export it; 7 generate; 8 score the
+# generated clips against the eval split (video_eval) into WORK/report/report.html and metrics.json: the report of the
+# README's main job (FVD, KVD, FAD-aisfx, Spatial and Temporal AV-Align; --protocol clip --spatial; the networks come
+# with the pip packages and checkpoints/, nothing downloads); with --ship 9 bench/end_to_end.py.
+# Every step resumes when rerun: finished clips, shards, checkpoints and samples are kept, and a step whose command
+# is recorded in WORK/done/ is skipped unless an earlier step ran again (delete WORK/done/ to run every step's script).
+#
+# Step 5 with --size gpu --reuse-tokenizers is the run of the model the shipped one started from (one H100, see
+# checkpoints/lm/CARD.md); with --size cpu it runs on the CPU with the config lm/train.py picks for it (fp32 where
+# bf16 is emulated; 1000 steps of 8 clips, about 9 hours on 2 AVX2 cores at the ~900 tokens/s measured there, for a
+# weaker model).
 # The shipped language model is this recipe's GPU model moved onto the current video tokenizer's codes by a
 # short warm start on the CPU (lm/train.py --init-from; the commands are in checkpoints/lm/CARD.md); run from
-# scratch, step 4 trains it on the shipped tokenizers' codes directly.
+# scratch with the shipped tokenizers, step 5 trains it on their codes directly.
 set -euo pipefail
-WORK=${1:-out/recipe}
-PY=${PYTHON:-.venv/bin/python}
-DATA=$WORK/synthetic
-CACHE=$WORK/cache
-RUN=$WORK/lm
-mkdir -p "$WORK"
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY=${PYTHON:-$REPO/.venv/bin/python}
+DATA= SIZE= WORK=out/recipe REUSE= SHIP=0 THREADS=0 HOSTFILE= EVAL_MODELS=()
+while (( $# )); do
+    case $1 in
+        --data) DATA=$2; shift;;
+        --size) SIZE=$2; shift;;
+        --gpus) GPUS=$2; shift;;
+        --hostfile) HOSTFILE=$2; shift;;
+        --work) WORK=$2; shift;;
+        --reuse-tokenizers) REUSE=yes;;
+        --train-tokenizers) REUSE=no;;
+        --threads) THREADS=$2; shift;;
+        --seld|--detector) EVAL_MODELS+=("$1" "$2"); shift;;
+        --ship) SHIP=1;;
+        -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0;;
+        *) echo "error: unknown option $1 (--help lists them)" >&2; exit 2;;
+    esac
+    shift
+done
+if [[ -z $SIZE ]]; then
+    SIZE=$("$PY" -c "import torch; print('gpu' if torch.cuda.is_available() else 'cpu')")
+fi
+case $SIZE in tiny|cpu|gpu) ;; *) echo "error: --size $SIZE: expected tiny, cpu or gpu" >&2; exit 2;; esac
 
-# 1. The procedural dataset: 1536 dev clips (+ 32 eval), seed 0, default people mix (the video tokenizer was
-#    trained on the same dev split; the audio codec on 512 clips of the crowded mix; their cards say how).
-$PY scripts/make_synthetic.py --out "$DATA" --num-dev 1536 --num-eval 32 --seed 0 --workers "${WORKERS:-2}"
+row() {  # row NAME TINY CPU GPU: NAME = the value in --size's column, unless NAME is set already (option or environment)
+    local name=$1; shift
+    local col; case $SIZE in tiny) col=1;; cpu) col=2;; gpu) col=3;; esac
+    [[ -n ${!name:-} ]] || printf -v "$name" '%s' "${!col}"
+}
+# The sizes. cpu is the shipped default's (the cards' commands: the video tokenizer 30 min on 2 cores, the audio codec
+# 55 min on 1 core, when --train-tokenizers), gpu's language model is the H100 run of checkpoints/lm/CARD.md; gpu's
+# tokenizer lengths are ours, not yet measured (8x the CPU run's frames for the video tokenizer). -: the script's own
+# choice. Steps count optimizer steps; batches are per process.
+#   setting         tiny    cpu       gpu
+row SYN_DEV         4       1536      1536     # procedural dev clips (without --data): 3072 rows with their mirrors
+row SYN_EVAL        2       32        32       # procedural eval clips
+row REUSE           no      yes       no       # yes: the LM learns the shipped tokenizers' codes (steps 2-3 skipped)
+row GPUS            0       0         1        # GPUs of this node (N > 1: torchrun / deepspeed --num_gpus N)
+row READ_THREADS    1       2         8        # threads decoding clips (the trainers' caches, tokenization)
+row WARMUP          1       100       100      # tokenizers' linear warm-up steps, then a cosine to lr x 0.1
+row CKPT_EVERY      2       100       100      # tokenizers' steps between checkpoints
+row VT_PRESET       tiny    small     small    # video tokenizer (tokenizers/video_tokenizer.py)
+row VT_STEPS        4       1500      6000     #   steps of VT_BATCH frames (lr 4e-4, person weight 4 with boxes)
+row VT_BATCH        2       8         16
+row VT_EVAL_EVERY   4       500       500      #   held-out PSNR/SSIM/usage on 8 eval clips
+row CODEC_PRESET    tiny    small     small    # audio codec (tokenizers/audio_codec.py)
+row CODEC_STEPS     4       5000      5000     #   steps of CODEC_BATCH 1 s segments (lr 1e-3)
+row CODEC_BATCH     2       16        16
+row CODEC_EVAL_EVERY 4      250       250
+row CODEC_DTYPE     auto    bfloat16  auto     #   the card's run was bf16
+row CODEC_LEVELS    1       4         4        #   residual levels exported (trained with the preset's: tiny 2, small 8)
+row TOK_BATCH       4       8         16       # clips encoded together (scripts/tokenize_dataset.py --mirror)
+row LM_PRESET       tiny    small     small    # language model (lm/model.py), lr 1e-3, seed 0
+row LM_CONFIG       -       -         lm/configs/zero0.json   # -: lm/train.py's choice by the machine
+row LM_STEPS        4       1000      500      #   warm-up LM_STEPS / 20, held-out loss every LM_STEPS / 5
+row LM_MICRO        1       1         16       #   clips per forward per process; a step is LM_MICRO x LM_ACCUM x GPUs
+row LM_ACCUM        2       8         2
+row LM_SAVE_EVERY   2       250       250
+row GEN_SAMPLES     2       32        96       # generated clips (scripts/generate.py, its default sampling, seed 0)
+row GEN_BATCH       2       8         16
 
-# 2. The shipped tokenizers are reused (retraining them: the commands in checkpoints/video_tokenizer/CARD.md and
-#    checkpoints/audio_codec/CARD.md). Tokenize the dev split with its mirrored copies (3072 rows).
-$PY scripts/tokenize_dataset.py --data "$DATA" --split dev --video-tokenizer checkpoints/video_tokenizer \
-    --audio-codec checkpoints/audio_codec --out "$CACHE" --mirror --batch-size 8
+DONE=$WORK/done RAN=0
+step() {  # step NAME CMD...: run CMD, unless WORK/done/NAME records this very command and no earlier step ran
+    local name=$1; shift
+    local cmd; cmd=$(printf '%q ' "$@")
+    if (( ! RAN )) && [[ -f $DONE/$name && $(<"$DONE/$name") == "$cmd" ]]; then
+        echo "== $name: done before, skipped ($DONE/$name)"; return
+    fi
+    echo "== $name: $cmd"
+    local start=$SECONDS
+    "$@"
+    RAN=1; mkdir -p "$DONE"; printf '%s' "$cmd" > "$DONE/$name"
+    echo "== $name: finished in $(( SECONDS - start )) s"
+}
+launch() {  # launch SCRIPT ARGS...: one process, or torchrun with one per GPU of this node
+    if (( GPUS > 1 )); then "$PY" -m torch.distributed.run --standalone --nproc_per_node "$GPUS" "$@"; else "$PY" "$@"; fi
+}
+lm_launch() {  # lm_launch ARGS...: lm/train.py as one process, or under deepspeed across GPUs or nodes
+    local ds=${DEEPSPEED:-$(dirname "$PY")/deepspeed}
+    if [[ -n $HOSTFILE ]]; then "$ds" --hostfile "$HOSTFILE" ${MASTER_ADDR:+--master_addr "$MASTER_ADDR"} "$REPO/lm/train.py" "$@"
+    elif (( GPUS > 1 )); then "$ds" --num_gpus "$GPUS" "$REPO/lm/train.py" "$@"
+    else "$PY" "$REPO/lm/train.py" "$@"; fi
+}
+(( THREADS > 0 )) && export OMP_NUM_THREADS=$THREADS   # also for tokenize_dataset.py, which has no --threads
+CKPT=$WORK/checkpoints; (( SHIP )) && CKPT=$REPO/checkpoints
+echo "recipe: size $SIZE, data ${DATA:-procedural}, work $WORK, tokenizers $([[ $REUSE == yes ]] && echo shipped || echo trained here), exports to $CKPT"
 
-# 3. Training settings: one GPU with bf16 (zero0.json), 32 clips per step, 500 steps (5.5 epochs of the 2918
-#    training rows, 59 M tokens: 80 s on one H100); on the CPU, 8 clips per step in the dtype the machine runs
-#    fastest (lm/train.py's choice when LM_CONFIG is empty).
-if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-    CONFIG=${LM_CONFIG:-lm/configs/zero0.json}; STEPS=${LM_STEPS:-500}; MICRO=16; ACCUM=2
+# 1. The data. --data: checked to be in the SVGSA24 layout, as savg.data.svgsa24.list_split reads it. Else the
+#    procedural dataset: 1536 dev clips (+ 32 eval), seed 0, default people mix (a clip depends only on the seed and
+#    its number: the shipped video tokenizer was trained on the first 768 of these dev clips, the audio codec on 512
+#    clips of the crowded mix; their cards say how; here both train on this dev split).
+OWN_DATA=$DATA
+if [[ -n $DATA ]]; then
+    [[ -d $DATA ]] || { echo "error: --data $DATA: no such folder" >&2; exit 2; }
+    "$PY" -c 'import sys; sys.path = [p for p in sys.path if p]  # not the current folder: tokenizers/ would shadow
+from savg.data.svgsa24 import SPLITS, list_split
+for split in ("dev", "eval"):
+    try:
+        found = list_split(sys.argv[1], split)
+    except FileNotFoundError as e:
+        sys.exit(f"error: --data {sys.argv[1]} is not in the SVGSA24 layout: {e}")
+    if not found:
+        sys.exit(f"error: --data {sys.argv[1]} is not in the SVGSA24 layout: no .mp4 clips in {sys.argv[1]}/{SPLITS[split]}")' "$DATA"
 else
-    CONFIG=${LM_CONFIG:-}; STEPS=${LM_STEPS:-1000}; MICRO=1; ACCUM=8
+    DATA=$WORK/synthetic
+    mkdir -p "$WORK"
+    step 1-dataset "$PY" "$REPO/scripts/make_synthetic.py" --out "$DATA" --num-dev "$SYN_DEV" --num-eval "$SYN_EVAL" \
+        --seed 0 --workers "${WORKERS:-2}"
 fi
 
-# 4. The small language model, seed 0 (deepspeed --num_gpus N for several GPUs; see the README).
-$PY lm/train.py --cache "$CACHE" --preset small --out "$RUN" ${CONFIG:+--deepspeed_config "$CONFIG"} --micro-batch $MICRO \
-    --grad-accum $ACCUM --steps "$STEPS" --warmup $(( STEPS / 20 )) --lr 1e-3 --eval-every $(( STEPS / 5 )) \
-    --eval-clips 160 --log-every 25 --save-every 250 --seed 0
+# 2-3. The tokenizers: the shipped ones reused, or trained on the dev split with the settings of their cards (decoded
+#    clips cached in WORK, not in the data's root) and exported into CKPT (the video tokenizer's model/ folder as it
+#    is, the codec truncated to its first CODEC_LEVELS levels).
+if [[ $REUSE == yes ]]; then
+    VT=$REPO/checkpoints/video_tokenizer AC=$REPO/checkpoints/audio_codec
+else
+    VT=$CKPT/video_tokenizer AC=$CKPT/audio_codec
+    PERSON=4; [[ -d $DATA/boxes_dev ]] || { PERSON=0; echo "no $DATA/boxes_dev (person boxes): video tokenizer without --person-weight"; }
+    step 2-video-tokenizer launch "$REPO/scripts/train_video_tokenizer.py" --data "$DATA" --out "$WORK/video_tokenizer" \
+        --preset "$VT_PRESET" --person-weight $PERSON --steps "$VT_STEPS" --batch "$VT_BATCH" --lr 4e-4 --warmup "$WARMUP" \
+        --eval-every "$VT_EVAL_EVERY" --eval-clips 8 --ckpt-every "$CKPT_EVERY" --log-every 25 --cache "$WORK/video_cache" \
+        --read-threads "$READ_THREADS" --threads "$THREADS" --seed 0 --no-progress
+    step 3-audio-codec launch "$REPO/scripts/train_audio_codec.py" --data "$DATA" --out "$WORK/audio_codec" \
+        --preset "$CODEC_PRESET" --steps "$CODEC_STEPS" --batch "$CODEC_BATCH" --lr 1e-3 --warmup "$WARMUP" \
+        --eval-every "$CODEC_EVAL_EVERY" --ckpt-every "$CKPT_EVERY" --cache "$WORK/audio_cache" \
+        --read-threads "$READ_THREADS" --dtype "$CODEC_DTYPE" --threads "$THREADS" --seed 0 --no-progress
+    step 3-export-tokenizers "$PY" -c 'import shutil, sys; sys.path = [p for p in sys.path if p]
+from savg.tokenizers.audio_codec import AudioCodec
+vt_run, codec_run, levels, vt, ac = sys.argv[1:]
+shutil.copytree(vt_run, vt, dirs_exist_ok=True)
+AudioCodec.from_pretrained(codec_run).truncated(int(levels)).save_pretrained(ac)
+print(f"exported {vt_run} -> {vt}, {codec_run} ({levels} levels) -> {ac}")' \
+        "$WORK/video_tokenizer/model" "$WORK/audio_codec/model" "$CODEC_LEVELS" "$VT" "$AC"
+fi
 
-# 5. Export for shipping (bf16 + training curves), then measure it (the figures in its card).
-$PY scripts/export_lm.py --model "$RUN/model" --log "$RUN/log.jsonl" --out checkpoints/lm
-$PY bench/end_to_end.py --work "$WORK/end_to_end" --num-samples 96
+# 4. Tokenize the dev split with its mirrored copies (3072 rows for the procedural 1536 clips).
+step 4-tokenize launch "$REPO/scripts/tokenize_dataset.py" --data "$DATA" --split dev --video-tokenizer "$VT" \
+    --audio-codec "$AC" --out "$WORK/cache" --mirror --batch-size "$TOK_BATCH" --read-threads "$READ_THREADS"
+
+# 5. The language model, seed 0. gpu: bf16 (zero0.json), 32 clips per step, 500 steps (5.5 epochs of the 2918
+#    training rows, 59 M tokens: 80 s on one H100); cpu: 8 clips per step in the dtype the machine runs fastest
+#    (lm/train.py's choice when LM_CONFIG is -). The cache is refused unless it was made by VT and AC.
+case $LM_CONFIG in -) LM_CONFIG=;; /*) ;; *) LM_CONFIG=$REPO/$LM_CONFIG;; esac   # the table's paths: in the repository
+step 5-lm lm_launch --cache "$WORK/cache" --preset "$LM_PRESET" --out "$WORK/lm" ${LM_CONFIG:+--deepspeed_config "$LM_CONFIG"} \
+    --micro-batch "$LM_MICRO" --grad-accum "$LM_ACCUM" --steps "$LM_STEPS" --warmup $(( LM_STEPS / 20 )) --lr 1e-3 \
+    --eval-every $(( LM_STEPS >= 5 ? LM_STEPS / 5 : 1 )) --eval-clips 160 --log-every 25 --save-every "$LM_SAVE_EVERY" \
+    --seed 0 --threads "$THREADS" --video-tokenizer "$VT" --audio-codec "$AC"
+
+# 6. Export (bf16 + training curves) into CKPT/lm.
+step 6-export-lm "$PY" "$REPO/scripts/export_lm.py" --model "$WORK/lm/model" --log "$WORK/lm/log.jsonl" --out "$CKPT/lm"
+
+# 7-8. Generate and score against the eval split: WORK/report/report.html, as the README's main job.
+step 7-generate "$PY" "$REPO/scripts/generate.py" --checkpoint "$CKPT/lm" --video-tokenizer "$VT" --audio-codec "$AC" \
+    --out "$WORK/generated" --num-samples "$GEN_SAMPLES" --batch-size "$GEN_BATCH" --seed 0 --threads "$THREADS"
+step 8-evaluate "$PY" "$REPO/scripts/evaluate.py" --generated "$WORK/generated" --reference "$DATA/video_eval" \
+    --out "$WORK/report" --protocol clip --spatial ${EVAL_MODELS[@]+"${EVAL_MODELS[@]}"} --threads "$THREADS"
+
+# 9. Shipping: measure the shipped default (the figures in its card).
+if (( SHIP )); then
+    step 9-bench "$PY" "$REPO/bench/end_to_end.py" --work "$WORK/end_to_end" --num-samples 96 --threads "$THREADS" \
+        ${OWN_DATA:+--data "$DATA"}
+fi
+echo "report: $WORK/report/report.html (metrics.json beside it); language model: $CKPT/lm"

@@ -9,6 +9,8 @@ later runs memory-map it (`--cache DIR` moves it).
 Training: random `--segment-s` crops (the mirror image, channels swapped, half the time; a random gain),
 losses time-domain L1, multi-scale mel, stereo image (ILD + IPD per band), VQ commitment, and from
 `--adv-start` on a multi-scale STFT discriminator (hinge + feature matching). AdamW, warm-up + cosine decay.
+`--stereo parametric`: the network codes the mid alone and a stereo codebook, fitted once by k-means on the
+first batch (rank 0's under DDP, which broadcasts buffers), codes the per-band side gains (see the codec's docstring).
 Outputs in OUT: run.json (command, config, seed), checkpoint.pt (atomic, every --ckpt-every steps; a rerun of
 the same command resumes from it), train_log.jsonl, eval_log.jsonl (held-out metrics every --eval-every
 steps on the first --eval-clips eval clips), samples/*.wav (reference and decoded examples), model/ (the
@@ -28,7 +30,7 @@ from savg.data.clip_format import num_samples
 from savg.data.clip_io import read_clip
 from savg.data.media import write_wav
 from savg.data.svgsa24 import list_split
-from savg.tokenizers.audio_codec import PRESETS, AudioCodec, preset
+from savg.tokenizers.audio_codec import PRESETS, STEREO_MODES, AudioCodec, preset
 from savg.tokenizers.audio_discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
 from savg.tokenizers.audio_losses import MultiScaleMelLoss, StereoImageLoss, codec_quality
 
@@ -75,12 +77,16 @@ def parse_args(argv=None):
     ap.add_argument("--sample-rate", type=int, default=None, help="Hz (default: the preset's, 16000)")
     ap.add_argument("--init-batch", type=int, default=64, help="segments of the batch that k-means-initialises the codebooks")
     ap.add_argument("--segment-s", type=float, default=1.0, help="segment length, s (rounded to codec frames)")
+    ap.add_argument("--stereo", choices=STEREO_MODES, default="joint", help="joint codes, or parametric: the network "
+                    "codes the mid, a stereo codebook (k-means on the --init-batch segments) the per-band side gains")
+    ap.add_argument("--stereo-bands", type=int, default=8, help="parametric: stereo bands")
     return ap.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = preset(args.preset, **({"sample_rate": args.sample_rate} if args.sample_rate else {}))
+    cfg = preset(args.preset, stereo=args.stereo, stereo_bands=args.stereo_bands,
+                 **({"sample_rate": args.sample_rate} if args.sample_rate else {}))
     t = GanTrainer(args, {"codec": asdict(cfg), "loss_weights": LOSS_WEIGHTS})
     sr, seg = cfg.sample_rate, max(1, round(args.segment_s * cfg.frame_rate)) * cfg.hop
     (train_audio, _), held = t.split_caches(lambda split, show: audio_cache(args.data, split, sr, args.cache, show,
@@ -93,8 +99,11 @@ def main(argv=None):
 
     @torch.no_grad()
     def init(rng):  # k-means initialisation of the codebooks from one large batch (--init-batch segments)
+        x = sample_batch(train_audio, args.init_batch, seg, rng).to(t.device)
+        if cfg.parametric:
+            model.fit_stereo_codebook(x, seed=args.seed)
         with t.autocast():
-            model(sample_batch(train_audio, args.init_batch, seg, rng).to(t.device))
+            model(x)
 
     t.attach(model, disc, opt_g, opt_d, discriminator_loss, init, disc_max_norm=1.0)
 

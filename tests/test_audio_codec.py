@@ -152,6 +152,69 @@ def test_save_load_identical_codes(tmp_path):
         AudioCodec.from_pretrained(tmp_path / "missing")
 
 
+# ---- parametric stereo ----------------------------------------------------------------------------
+def parametric(seed: int = 0) -> AudioCodec:
+    """A tiny parametric codec whose stereo codebook is fitted on panned tones."""
+    model = tiny(seed).as_parametric(bands=4).eval()
+    model.fit_stereo_codebook(panned_tones(48, 4000, seed=1))  # 48 azimuths in [-0.8, 0.8] rad
+    return model
+
+
+def test_parametric_gains_are_sin_azimuth_in_every_band():
+    stereo = parametric().stereo
+    for a in (-0.7, 0.0, 0.4):
+        x = torch.tensor(mid_side_gains(a), dtype=torch.float32)[:, None] * panned_tones(1, 4000)[0].sum(0)
+        m, s = (x[0] + x[1]) / 2 ** 0.5, (x[0] - x[1]) / 2 ** 0.5
+        d = stereo.gains(m[None], s[None])
+        assert d.shape == (1, 10, 4)
+        assert torch.allclose(d, torch.full_like(d, np.sin(a)), atol=1e-3)
+        assert torch.allclose(stereo.gains(m[None], -s[None]), -d, atol=1e-6)  # the mirror image negates it
+        side = stereo.side(m[None], stereo.quantize(d))  # the side rebuilt from the nearest centroid's gains
+        err = (stereo.codebook[stereo.quantize(d)] - d).abs().max()
+        assert float((side - s).pow(2).mean().sqrt()) <= float(err) * float(m.pow(2).mean().sqrt()) * 1.5 + 1e-4
+
+
+def test_parametric_codes_shapes_and_levels(tmp_path):
+    model = parametric()
+    cfg = model.config
+    assert cfg.levels == cfg.num_quantizers + 1 and model.spec.levels == cfg.levels
+    assert cfg.kbps == cfg.frame_rate * cfg.levels * np.log2(cfg.codebook_size) / 1000
+    x = panned_tones(2, 4000)
+    codes = model.encode(x)
+    assert codes.shape == (2, 10, cfg.levels) and int(codes.max()) < cfg.codebook_size
+    assert torch.equal(model.encode(x, levels=2), codes[..., :2])  # the stereo code and the coarse level
+    assert model.decode(codes).shape == model.decode(codes[..., :2]).shape == (2, 2, 4000)
+    with pytest.raises(ValueError, match="levels"):
+        model.encode(x, levels=1)  # a stereo code alone has no sound
+    y, train_codes, _ = model.train()(x)
+    assert y.shape == x.shape and torch.equal(train_codes[..., 0], codes[..., 0])
+    model.eval()
+    # the mid path is the joint network's, fed the mid alone; the stereo codebook is saved with the weights
+    joint = tiny()
+    assert "stereo.codebook" not in joint.state_dict()
+    copy = joint.as_parametric(bands=4).state_dict()
+    assert copy.keys() - joint.state_dict().keys() == {"stereo.codebook"}
+    assert all(torch.equal(joint.state_dict()[k], copy[k]) for k in joint.state_dict())
+    fp = model.save_pretrained(tmp_path / "p")
+    loaded = AudioCodec.from_pretrained(tmp_path / "p")
+    assert loaded.config.stereo == "parametric" and loaded.fingerprint() == fp != joint.fingerprint()
+    assert torch.equal(loaded.encode(x), AudioCodec.from_pretrained(tmp_path / "p").encode(x))
+    with pytest.raises(ValueError, match="stereo"):
+        AudioCodecConfig(stereo="ambisonic")
+
+
+def test_parametric_decode_keeps_the_image():
+    """With a perfect mid (decode the true mid's STFT path), the rebuilt pair keeps each source's level difference."""
+    model = parametric()
+    x = panned_tones(4, 8000, seed=3)
+    codes = model.encode(x)
+    m = (x[:, 0] + x[:, 1]) / 2 ** 0.5
+    side = model.stereo.side(m, codes[..., 0])
+    rebuilt = torch.stack([m + side, m - side], 1) / 2 ** 0.5
+    errors = np.concatenate([direction_errors_deg(r, e, SR) for r, e in zip(x.numpy(), rebuilt.numpy())])
+    assert float(np.median(errors)) < 2.0
+
+
 def test_shipped_checkpoint():
     folder = ROOT / "checkpoints" / "audio_codec"
     assert (folder / "model.safetensors").stat().st_size <= 6e6 and (folder / "CARD.md").is_file()
@@ -254,6 +317,24 @@ def test_train_script_resume_and_outputs(dataset, tmp_path, script):
         train.main(train_args(dataset, out, 4, "--lr", "1e-2"))
 
 
+def test_parametric_training_and_conversion(dataset, tmp_path, script):
+    train_script = script("train_audio_codec")
+    train_script.main(train_args(dataset, tmp_path / "par", 1, "--stereo", "parametric", "--stereo-bands", "4",
+                                 "--init-batch", "8"))
+    trained = AudioCodec.from_pretrained(tmp_path / "par" / "model")
+    assert trained.config.parametric and trained.spec.levels == trained.config.num_quantizers + 1
+    assert float(trained.stereo.codebook.abs().sum()) > 0  # fitted on the first batch, saved with the weights
+
+    tiny().save_pretrained(tmp_path / "joint")
+    script("make_parametric_codec").main(["--codec", str(tmp_path / "joint"), "--data", str(dataset), "--out",
+                                          str(tmp_path / "conv"), "--bands", "4", "--threads", "1"])
+    conv = AudioCodec.from_pretrained(tmp_path / "conv")
+    assert conv.config.parametric and conv.meta["source_codec"] == AudioCodec.from_pretrained(tmp_path / "joint").fingerprint()
+    assert conv.meta["dev_clips"] == 2 and conv.meta["stereo_gain_rms_error"] >= 0
+    with pytest.raises(ValueError, match="parametric already"):
+        conv.as_parametric()
+
+
 def test_train_two_processes(dataset, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -291,7 +372,7 @@ def test_bench_json(tmp_path, capsys):
     model = tiny()
     model(panned_tones(2, 4000))
     model.save_pretrained(tmp_path / "codec")
-    bench.main(["--model", str(tmp_path / "codec"), "--clips", "2", "--levels", "1", "--train-steps", "0"])
+    bench.main(["--model", str(tmp_path / "codec"), "--clips", "2", "--levels", "1", "--train-steps", "0", "--fad-clips", "0"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("kbps", "mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "codebook_usage",
                 "encode_rtf", "decode_rtf"):

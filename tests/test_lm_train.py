@@ -136,3 +136,22 @@ def test_warm_start_keeps_the_blocks_and_the_unchanged_codebooks(tmp_path):
         assert torch.equal(b[lo:hi], a[old_lo:old_hi]) and torch.equal(b[:4], a[:4])
     assert torch.equal(new.get_input_embeddings().weight[new_layout.video_offset], fresh_video)
     assert torch.equal(new.model.layers[0].mlp.up_proj.weight, old.model.layers[0].mlp.up_proj.weight)
+
+
+def test_warm_start_onto_a_parametric_codec_shifts_the_audio_levels(tmp_path):
+    """From a joint codec's model to its parametric conversion's (a new stereo level 0): old level k -> new k + 1."""
+    from savg.lm.model import build_lm, save_lm, warm_start
+
+    old_layout = tiny_layout()
+    new_layout = Layout(video_codebook=old_layout.video_codebook, grid=old_layout.grid, audio_frame_rate=8,
+                        audio_levels=old_layout.audio_levels + 1, audio_codebook=old_layout.audio_codebook)
+    old = build_lm("tiny", old_layout, seed=1)
+    save_lm(old, tmp_path / "old")
+    new = build_lm("tiny", new_layout, seed=2)
+    fresh = new.get_input_embeddings().weight[slice(*new_layout.modality_range(2))].clone()
+    kept = warm_start(new, new_layout, tmp_path / "old", audio_shift=1)["rows"]
+    assert kept == {"special": True, "video": True, "audio0": False, "audio1": True, "audio2": True}
+    w, w_old = new.get_input_embeddings().weight, old.get_input_embeddings().weight
+    assert torch.equal(w[slice(*new_layout.modality_range(2))], fresh)
+    for k in range(old_layout.audio_levels):
+        assert torch.equal(w[slice(*new_layout.modality_range(3 + k))], w_old[slice(*old_layout.modality_range(2 + k))])

