@@ -1,4 +1,4 @@
-"""Fixtures and media helpers shared by the tests: `script`, and functions that write test videos
+"""Fixtures and media helpers shared by the tests: `script`, `load_bench`, and functions that write test videos
 (`from conftest import synth, tones`)."""
 import importlib.util
 from fractions import Fraction
@@ -10,18 +10,27 @@ import pytest
 
 from savg.data.clip_format import PICTURE_HEIGHT, PICTURE_WIDTH, picture
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+
+
+def load_module(path: Path, name: str):
+    """The module of the file `path` (scripts and benches are commands, not a package), imported as `name`."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_bench(name: str):
+    """The module bench/NAME.py."""
+    return load_module(ROOT / "bench" / f"{name}.py", f"bench_{name}")
 
 
 @pytest.fixture(scope="session")
 def script():
-    """load(name) -> the module scripts/NAME.py (scripts are commands, not a package)."""
-    def load(name):
-        spec = importlib.util.spec_from_file_location(f"scripts_{name}", SCRIPTS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    return load
+    """load(name) -> the module scripts/NAME.py."""
+    return lambda name: load_module(SCRIPTS / f"{name}.py", f"scripts_{name}")
 
 
 LEVEL0, LEVEL_STEP, DIGIT = 20, 13, 16  # frame counter k drawn as two gray levels: k // DIGIT | k % DIGIT

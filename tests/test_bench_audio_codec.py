@@ -1,17 +1,15 @@
 """bench/audio_codec.py at tiny size: the FAD ratio (the project's FAD on the same dev windows before and after the
 round trip), --beside rows, and the JSON line with and without the aisfx weights."""
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import load_bench
 from savg.tokenizers.audio_codec import AudioCodec, preset
 
-ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ("kbps", "mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "codebook_usage", "encode_rtf",
            "decode_rtf", "ild_band_error_db", "codebook_usage_min")
 FAST = ["--clips", "2", "--fad-clips", "2", "--fad-windows", "4", "--floor", "0", "--train-steps", "0", "--threads", "1"]
@@ -19,11 +17,8 @@ FAST = ["--clips", "2", "--fad-clips", "2", "--fad-windows", "4", "--floor", "0"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_audio_codec_fad", ROOT / "bench" / "audio_codec.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     before = torch.get_num_threads()
-    yield module
+    yield load_bench("audio_codec")
     torch.set_num_threads(before)  # main() sets one thread
 
 

@@ -1,29 +1,23 @@
 """bench/video_tokenizer.py at tiny size: H.264 bit accounting (inter and all-intra), person recall, the JSON line."""
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import make_procedural
+from conftest import load_bench, make_procedural
 from savg.data.clip_format import NUM_FRAMES, picture
 from savg.data.clip_io import read_clip
 from savg.data.svgsa24 import list_split
 from savg.data.synthetic.dataset import boxes_path
 from savg.tokenizers.video_tokenizer import VideoTokenizer, preset
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_video_tokenizer", ROOT / "bench" / "video_tokenizer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     before = torch.get_num_threads()
-    yield module
+    yield load_bench("video_tokenizer")
     torch.set_num_threads(before)  # main() sets one thread
 
 
