@@ -54,7 +54,7 @@ import av
 import numpy as np
 import torch
 
-from savg.core.cli import HelpFormatter
+from savg.core.cli import HelpFormatter, beside_folders
 from savg.core.machine import default_threads
 from savg.data.clip_format import DEFAULT_SAMPLE_RATE, DURATION_S, num_samples
 from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
@@ -247,19 +247,6 @@ def codec_row(model: AudioCodecAPI, audio: np.ndarray, k: int, batch: int) -> di
     return {"kbps": kbps, **codec_quality(audio, decoded, spec.sample_rate), "codebook_usage": float(np.mean(usage)),
             "codebook_usage_min": float(np.min(usage)),
             "encode_rtf": t_enc / (len(audio) * DURATION_S), "decode_rtf": t_dec / (len(audio) * DURATION_S)}
-
-
-def beside_folders(items) -> dict:
-    """{name: folder} of --beside items "FOLDER" (named by the folder's name) or "NAME=FOLDER"."""
-    out = {}
-    for item in items or ():
-        name, sep, folder = item.partition("=")
-        if not sep or not name or "/" in name:
-            name, folder = Path(item).resolve().name, item
-        if name in out:
-            raise ValueError(f"--beside: two codecs named {name!r}; name them NAME=FOLDER")
-        out[name] = folder
-    return out
 
 
 def run_codec(model: AudioCodecAPI, audio: np.ndarray, n_q: int, batch: int) -> tuple:

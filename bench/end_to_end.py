@@ -143,9 +143,9 @@ def main(argv=None):
     p.add_argument("--audio-codec", default=str(CHECKPOINTS / "audio_codec"),
                    help="audio codec of the checkpoint (generation, the tokenizers row and the V2A ceiling)")
     p.add_argument("--batch-size", type=int, default=16, help="samples generated at once")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = greedy)")
-    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely ids (0 = off)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus mass (1.0 = off)")
+    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (0 = greedy; default: scripts/generate.py's)")
+    p.add_argument("--top-k", type=int, default=None, help="keep the k most likely ids (0 = off; default: scripts/generate.py's)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus mass (1.0 = off; default: scripts/generate.py's)")
     p.add_argument("--fad-backend", default=None, help="aisfx or audioclip (needs --fad-weights); None: scripts/evaluate.py's default")
     p.add_argument("--fad-weights", default=None, help="local weights of the FAD backend (required for audioclip)")
     p.add_argument("--train-clips", type=int, default=None,
@@ -176,14 +176,16 @@ def main(argv=None):
         sys.exit(f"error: {data / 'video_eval'}: the conditioned rows need at least 2 eval clips, found {len(cond_paths)}")
     machine = ["--dtype", args.dtype, "--threads", str(args.threads)] + (["--device", args.device] if args.device else [])
 
+    sampling = [a for flag, v in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--top-p", args.top_p))
+                if v is not None for a in (flag, str(v))]
+
     def generate(out: Path, num: int, *prompt) -> tuple:
         """(generation.json, seconds per clip: 0-ish when every sample was already there)."""
         t0 = time.perf_counter()
         load_script("generate").main([
             "--checkpoint", args.checkpoint, "--video-tokenizer", args.video_tokenizer, "--audio-codec", args.audio_codec,
             "--out", str(out), "--num-samples", str(num), "--batch-size", str(args.batch_size),
-            "--temperature", str(args.temperature), "--top-k", str(args.top_k), "--top-p", str(args.top_p),
-            "--seed", str(args.seed), *machine, *prompt])
+            *sampling, "--seed", str(args.seed), *machine, *prompt])
         return json.loads((out / "generation.json").read_text()), (time.perf_counter() - t0) / num
 
     made, seconds_per_clip = generate(work / "generated", args.num_samples)

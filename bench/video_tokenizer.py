@@ -2,6 +2,7 @@
 and whether a person detector still finds the people in its reconstructions.
 
     python bench/video_tokenizer.py [--data DIR] [--model checkpoints/video_tokenizer] [--clips 32] [--no-h264]
+        [--beside [NAME=]FOLDER ...]
 
 --model takes any save_pretrained folder of a video tokenizer (savg.tokenizers.load). Without --data it makes the
 procedural eval split itself (scripts/make_synthetic.py, seed 0, 32 eval clips, in a temporary folder; the same
@@ -30,6 +31,8 @@ are excluded), mean over frames:
   reconstructions / recall on originals (1: the tokenizer keeps every person the detector can find). Needs the
   boxes sidecar (boxes_eval/); a --data without it gives null recalls.
 - encode / decode frames per second on this machine (torch threads as printed; whole eval split, batches of 20).
+- --beside: further tokenizers, each with the picture rows, the person recalls and the speeds on the same clips
+  and detectors (no H.264 rows), printed as one table; JSON "beside": {name: {those figures, fingerprint, model}}.
 - training frames per second: --train-steps real steps of scripts/train_video_tokenizer.py (--train-preset, its
   default batch, the dtype and threads it picks) on a tiny procedural dataset, and their share of the matmul peak
   measured in the same run (bench/trainer_speed.py).
@@ -37,7 +40,7 @@ The last line is JSON: psnr_db, ssim, codebook_usage, bits_per_frame, bits_per_c
 h264_bits_per_clip (mean used), h264_intra_psnr_db, h264_intra_ssim, h264_intra_bits_per_frame (mean used),
 detector_recall_orig, detector_recall_recon, detector_recall_ratio, hog_recall_orig, hog_recall_recon,
 hog_recall_ratio, hog_every, encode_fps, decode_fps, and with --train-steps train_fps, train_share_of_peak,
-peak_tflops_measured, dtype, threads, cpu_capability. With --no-h264 the h264_* values are null.
+peak_tflops_measured, dtype, threads, cpu_capability, and beside. With --no-h264 the h264_* values are null.
 """
 import argparse
 import json
@@ -52,7 +55,7 @@ import av
 import numpy as np
 import torch
 
-from savg.core.cli import HelpFormatter
+from savg.core.cli import HelpFormatter, beside_folders
 from savg.core.machine import default_threads
 from savg.data.clip_format import FPS, NUM_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, picture
 from savg.data.clip_io import read_clip
@@ -167,17 +170,39 @@ def person_counts(detector, videos, truths, every: int = 1) -> tuple:
     return tp, n_pred, n_true
 
 
-def recall_rows(name: str, detector, originals, reconstructions, truths, every: int = 1) -> tuple:
-    """({name}_recall_orig, _recon, _ratio) and a printed line with the precisions and the time taken."""
+def recall_keys(name: str, label: str, orig: tuple, recon: tuple, seconds: float) -> dict:
+    """({name}_recall_orig, _recon, _ratio) of (found, predicted, true) counts on originals and on one model's
+    reconstructions (`label`), and a printed line with the precisions and the time taken."""
+    (tp_o, p_o, n), (tp_r, p_r, _) = orig, recon
+    o, r = tp_o / max(n, 1), tp_r / max(n, 1)
+    print(f"{name} [{label}]: recall {o:.3f} on originals, {r:.3f} on reconstructions of {n} true person boxes; "
+          f"precision {tp_o / max(p_o, 1):.3f} / {tp_r / max(p_r, 1):.3f}; {seconds:.0f} s")
+    return {f"{name}_recall_orig": o, f"{name}_recall_recon": r, f"{name}_recall_ratio": r / o if o else None}
+
+
+def reconstruct(model, frames: np.ndarray) -> tuple:
+    """(codes, letterboxed reconstructions uint8 [N, 256, 256, 3], encode fps, decode fps) of pictures [N, 144, 256, 3]."""
+    model.encode(frames[:NUM_FRAMES])  # warm-up
     t = time.perf_counter()
-    (tp_o, p_o, n), (tp_r, p_r, _) = (person_counts(detector, v, truths, every) for v in (originals, reconstructions))
-    orig, recon = tp_o / max(n, 1), tp_r / max(n, 1)
-    frames = sum(len(range(0, len(v), every)) for v in originals)
-    print(f"{name} ({detector.name}): recall {orig:.3f} on originals, {recon:.3f} on reconstructions of {n} true "
-          f"person boxes in {frames} frames{f' (one frame in {every})' if every > 1 else ''}; precision "
-          f"{tp_o / max(p_o, 1):.3f} / {tp_r / max(p_r, 1):.3f}; {time.perf_counter() - t:.0f} s")
-    return {f"{name}_recall_orig": orig, f"{name}_recall_recon": recon,
-            f"{name}_recall_ratio": recon / orig if orig else None}
+    codes = model.encode(frames, batch_size=NUM_FRAMES)
+    encode_fps = len(frames) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    recon = model.decode(codes, batch_size=NUM_FRAMES).numpy()
+    return codes, recon, encode_fps, len(frames) / (time.perf_counter() - t)
+
+
+def picture_row(model, frames: np.ndarray) -> tuple:
+    """({psnr_db, ssim, codebook_usage, bits_per_frame, bits_per_clip, encode_fps, decode_fps}, reconstructions)
+    of pictures uint8 [N, 144, 256, 3]."""
+    codes, recon, encode_fps, decode_fps = reconstruct(model, frames)
+    est, spec, stats = picture(recon), model.spec, code_stats(codes, model.spec.codebook_size)
+    row = {"psnr_db": float(psnr_db(frames, est).mean()), "ssim": float(ssim(frames, est).mean()),
+           "codebook_usage": stats["codebook_usage"], "bits_per_frame": float(spec.bits_per_frame),
+           "bits_per_clip": NUM_FRAMES * float(spec.bits_per_frame), "encode_fps": encode_fps, "decode_fps": decode_fps}
+    print(f"  fingerprint {model.fingerprint()}, {spec.grid.rows}x{spec.grid.cols} codes of {spec.codebook_size}: "
+          f"{row['bits_per_frame']:.0f} bits per frame, perplexity {stats['perplexity']:.1f}; PSNR {row['psnr_db']:.2f} "
+          f"dB, SSIM {row['ssim']:.3f}")
+    return row, recon
 
 
 def main(argv=None):
@@ -190,9 +215,17 @@ def main(argv=None):
     ap.add_argument("--detector", default="tiny", help="person detector of the detector_recall_* row: tiny[:FOLDER], hog or yolox_tiny:PATH")
     ap.add_argument("--hog-every", type=int, default=2, help="run the HOG detector on one frame in N only (it is slow); 0: no HOG row")
     ap.add_argument("--no-h264", action="store_true", help="skip both H.264 rows (fast sweeps over tokenizers)")
+    ap.add_argument("--beside", nargs="+", action="extend", default=[], metavar="[NAME=]FOLDER",
+                    help="further tokenizers measured on the same clips (picture and person-recall rows; no H.264)")
     ap.add_argument("--train-preset", default="small", help="preset whose training speed is measured")
     ap.add_argument("--train-steps", type=int, default=8, help="training steps timed (0: no training row)")
     args = ap.parse_args(argv)
+    try:
+        beside = beside_folders(args.beside)
+    except ValueError as e:
+        ap.error(str(e))
+    if "model" in beside:
+        ap.error("--beside: the name 'model' is the main tokenizer's; pick another NAME=FOLDER")
     torch.set_num_threads(args.threads or default_threads())
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -206,24 +239,14 @@ def main(argv=None):
     clips = picture(videos)
     frames = clips.reshape(-1, PICTURE_HEIGHT, PICTURE_WIDTH, 3)  # [clips x 20, 144, 256, 3]
 
-    model = load_video_tokenizer(args.model)
-    cfg = model.spec
-    model.encode(frames[:NUM_FRAMES])  # warm-up
-    t = time.perf_counter()
-    codes = model.encode(frames, batch_size=NUM_FRAMES)
-    encode_fps = len(frames) / (time.perf_counter() - t)
-    t = time.perf_counter()
-    recon = model.decode(codes, batch_size=NUM_FRAMES).numpy()  # letterboxed frames [clips x 20, 256, 256, 3]
-    decode_fps = len(frames) / (time.perf_counter() - t)
-    est = picture(recon)
-    bits_per_frame = float(cfg.bits_per_frame)
-    bits_per_clip = NUM_FRAMES * bits_per_frame
-    stats = code_stats(codes, cfg.codebook_size)
-    print(f"model {args.model} fingerprint {model.fingerprint()}, {len(clips)} eval clips ({len(frames)} frames), "
-          f"torch threads {torch.get_num_threads()}, {cfg.grid.rows}x{cfg.grid.cols} codes of {cfg.codebook_size}: "
-          f"{bits_per_frame:.0f} bits per frame, perplexity {stats['perplexity']:.1f}")
-    result = {"psnr_db": float(psnr_db(frames, est).mean()), "ssim": float(ssim(frames, est).mean()),
-              "codebook_usage": stats["codebook_usage"], "bits_per_frame": bits_per_frame, "bits_per_clip": bits_per_clip}
+    models = {"model": load_video_tokenizer(args.model), **{n: load_video_tokenizer(f) for n, f in beside.items()}}
+    rows, recons = {}, {}
+    for name, model in models.items():
+        print(f"[{name}] {args.model if name == 'model' else beside[name]}: {len(clips)} eval clips ({len(frames)} "
+              f"frames), torch threads {torch.get_num_threads()}")
+        rows[name], recons[name] = picture_row(model, frames)
+    result = {k: v for k, v in rows["model"].items() if k not in ("encode_fps", "decode_fps")}
+    bits_per_frame, bits_per_clip = result["bits_per_frame"], result["bits_per_clip"]
 
     for intra in (False, True) if not args.no_h264 else ():
         t, name = time.perf_counter(), "h264_intra" if intra else "h264"
@@ -241,19 +264,36 @@ def main(argv=None):
     for key in ("h264_psnr_db", "h264_ssim", "h264_bits_per_clip", "h264_intra_psnr_db", "h264_intra_ssim", "h264_intra_bits_per_frame"):
         result.setdefault(key, None)
 
-    recon = recon.reshape(videos.shape)
     for name, make, every in (("detector", lambda: get_detector(args.detector), 1), ("hog", HogDetector, args.hog_every)):
-        keys = {f"{name}_recall_{k}": None for k in ("orig", "recon", "ratio")}
+        for row in rows.values():
+            row.update({f"{name}_recall_{k}": None for k in ("orig", "recon", "ratio")})
         if truths is None:
             print(f"{name}: no boxes sidecar (boxes_eval/) in {data}: no person recall")
-        elif every:
-            detector = make()
-            if hasattr(detector, "cv2"):
-                detector.cv2.setNumThreads(torch.get_num_threads())
-            keys = recall_rows(name, detector, videos, recon, truths, every)
-        result.update(keys)
+            continue
+        if not every:
+            continue
+        detector = make()
+        if hasattr(detector, "cv2"):
+            detector.cv2.setNumThreads(torch.get_num_threads())
+        t = time.perf_counter()
+        orig = person_counts(detector, videos, truths, every)
+        print(f"{name} ({detector.name}) on {sum(len(range(0, len(v), every)) for v in videos)} frames"
+              f"{f' (one frame in {every})' if every > 1 else ''}:")
+        for label, recon in recons.items():
+            counts = person_counts(detector, recon.reshape(videos.shape), truths, every)
+            rows[label].update(recall_keys(name, label, orig, counts, time.perf_counter() - t))
+            t = time.perf_counter()
+    for key in ("detector_recall_orig", "detector_recall_recon", "detector_recall_ratio", "hog_recall_orig",
+                "hog_recall_recon", "hog_recall_ratio", "encode_fps", "decode_fps"):
+        result[key] = rows["model"][key]
     result["hog_every"] = args.hog_every
-    result.update({"encode_fps": encode_fps, "decode_fps": decode_fps})
+    if beside:
+        cols = ("psnr_db", "ssim", "codebook_usage", "bits_per_frame", "detector_recall_ratio", "hog_recall_ratio",
+                "encode_fps", "decode_fps")
+        print("\n| tokenizer | " + " | ".join(cols) + " |\n|" + " --- |" * (len(cols) + 1))
+        for label, row in rows.items():
+            print(f"| {label} | " + " | ".join("-" if row[c] is None else f"{row[c]:.3f}" for c in cols) + " |")
+    result["beside"] = {n: {**rows[n], "fingerprint": models[n].fingerprint(), "model": str(beside[n])} for n in beside}
     if args.train_steps:
         result.update(training_row(args.train_preset, args.train_steps, args.threads))
     print(json.dumps(result))

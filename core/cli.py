@@ -1,5 +1,6 @@
 """What every command's parser shares (no torch import, so `--help` stays fast)."""
 import argparse
+from pathlib import Path
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -10,3 +11,16 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         if action.required or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
+
+
+def beside_folders(items) -> dict:
+    """{name: folder} of a bench's --beside items "FOLDER" (named by the folder's name) or "NAME=FOLDER"."""
+    out = {}
+    for item in items or ():
+        name, sep, folder = item.partition("=")
+        if not sep or not name or "/" in name:
+            name, folder = Path(item).resolve().name, item
+        if name in out:
+            raise ValueError(f"--beside: two models named {name!r}; name them NAME=FOLDER")
+        out[name] = folder
+    return out

@@ -4,6 +4,7 @@ warm-up + cosine schedule, and the log, evaluation and checkpoint cadence. A tra
 losses and held-out evaluation (see GanTrainer).
 """
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from .machine import add_machine_args, resolve
+from .pretrained import read_config
 from .training import (CHECKPOINT_NAME, all_reduce_mean, append_jsonl, barrier, load_checkpoint, main_first,
                        save_checkpoint, seed_everything, setup_distributed, teardown_distributed, warmup_cosine,
                        write_run_record)
@@ -20,6 +22,16 @@ from .training import (CHECKPOINT_NAME, all_reduce_mean, append_jsonl, barrier, 
 RUN_ONLY = ("steps", "no_progress", "threads", "device", "dtype", "eval_every", "ckpt_every", "log_every", "cache",
             "read_threads")  # options that do not change what is trained (a rerun may change them)
 MIN_LR_RATIO = 0.1  # the tokenizers' learning rate decays to lr / 10
+TUNE_MODES = ("all", "decoder")
+
+
+def initial_config(args, config_class, make):
+    """The model config of a run: the --init-from folder's, else make() (the preset's)."""
+    if args.init_from is None:
+        if args.tune != "all":
+            sys.exit(f"--tune {args.tune} needs --init-from (a trained model whose codes stay)")
+        return make()
+    return config_class(**read_config(args.init_from))
 
 
 def add_trainer_args(ap: argparse.ArgumentParser, presets, batch: int, unit: str, lr: float, disc_filters: int,
@@ -34,6 +46,10 @@ def add_trainer_args(ap: argparse.ArgumentParser, presets, batch: int, unit: str
     ap.add_argument("--batch", type=int, default=batch, help=f"{unit} per step per process")
     ap.add_argument("--lr", type=float, default=lr, help="peak learning rate of both optimizers")
     ap.add_argument("--warmup", type=int, default=100, help=f"linear warm-up steps, then a cosine to lr x {MIN_LR_RATIO}")
+    ap.add_argument("--init-from", default=None, help="start the model from this save_pretrained folder (its config "
+                    "replaces the preset's) instead of fresh weights")
+    ap.add_argument("--tune", choices=TUNE_MODES, default="all", help="with --init-from: train all weights, or the "
+                    "decoder alone (the encoder and quantizer frozen: the codes, and what was trained on them, stay valid)")
     ap.add_argument("--adv-start", type=int, default=-1, help="step from which the discriminator trains (-1: never)")
     ap.add_argument("--disc-filters", type=int, default=disc_filters, help="channels of the discriminator's first layer")
     ap.add_argument("--eval-every", type=int, default=250, help="steps between held-out evaluations (and model/ updates)")
@@ -93,21 +109,33 @@ class GanTrainer:
 
     def attach(self, model, disc, opt_g, opt_d, disc_loss, init=None, disc_max_norm: float = None) -> None:
         """Take the generator (a PretrainedMixin model), the discriminator and their optimizers; resume them from
-        OUT/checkpoint.pt, or on a fresh run call init(rng) (e.g. k-means codebooks; rng its own draws); then wrap
-        them for DDP (`gen`, `dsc`). disc_loss(D(x), D(y)) -> the discriminator's loss; disc_max_norm: clip its
+        OUT/checkpoint.pt, or on a fresh run load --init-from's weights or else call init(rng) (e.g. k-means
+        codebooks; rng its own draws); freeze model.CODE_MODULES under --tune decoder; then wrap them for DDP
+        (`gen`, `dsc`). disc_loss(D(x), D(y)) -> the discriminator's loss; disc_max_norm: clip its
         gradient norm (None: not clipped)."""
         args, d = self.args, self.dist
         self.model, self.disc, self.opt_g, self.opt_d = model, disc, opt_g, opt_d
         self.disc_loss, self.disc_max_norm = disc_loss, disc_max_norm
         state = load_checkpoint(self.out / CHECKPOINT_NAME)
         self.step = 0 if state is None else state["step"]
+        self.init_fingerprint = None if state is None else state.get("init_fingerprint")
         if state is not None:
             for key in ("model", "disc", "opt_g", "opt_d"):
                 getattr(self, key).load_state_dict(state[key])
             if d.is_main:
                 print(f"resuming from step {self.step}")
+        elif args.init_from:
+            source = type(model).from_pretrained(args.init_from, self.device)
+            model.load_state_dict(source.state_dict())
+            self.init_fingerprint = source.fingerprint()  # as recorded in its folder (and in what used its codes)
         elif init is not None:
             init(np.random.default_rng([args.seed, d.rank, 10 ** 9]))
+        self.frozen = [m for m in (getattr(model, n) for n in model.CODE_MODULES) if m is not None] \
+            if args.tune == "decoder" else []
+        for m in self.frozen:
+            m.requires_grad_(False)
+        self._train_mode()
+        self.codes = model.codes_fingerprint()
         self.start = self.step
         self.gen = DDP(model) if d.enabled else model
         self.dsc = DDP(disc) if d.enabled else disc
@@ -150,6 +178,13 @@ class GanTrainer:
         teardown_distributed()
         return last
 
+    def _train_mode(self) -> None:
+        """The model in training mode, but its frozen modules (--tune decoder) in eval mode: no EMA codebook
+        updates, no code expiry, no quantizer dropout."""
+        self.model.train()
+        for m in self.frozen:
+            m.eval()
+
     def _due(self, every: int) -> bool:
         return self.step % every == 0 or self.step == self.args.steps
 
@@ -176,7 +211,8 @@ class GanTrainer:
         if self.dist.is_main:
             save_checkpoint(self.out / CHECKPOINT_NAME, {"model": self.model.state_dict(), "disc": self.disc.state_dict(),
                                                          "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                                                         "step": self.step, "args": vars(self.args)})
+                                                         "step": self.step, "args": vars(self.args),
+                                                         "init_fingerprint": self.init_fingerprint})
 
     def held_out(self, evaluate) -> None:
         """On rank 0: metrics = evaluate(step) with the model in eval mode, a row of OUT/eval_log.jsonl, and
@@ -185,9 +221,14 @@ class GanTrainer:
             return
         self.model.eval()
         metrics = evaluate(self.step)
-        self.model.train()
+        self._train_mode()
         row = {"step": self.step, **metrics}
         append_jsonl(self.out / "eval_log.jsonl", row)
-        self.model.save_pretrained(self.out / "model", meta={"step": self.step, "seed": self.args.seed,
+        if self.frozen and self.model.codes_fingerprint() != self.codes:
+            raise RuntimeError(f"--tune decoder changed the codes (codes fingerprint {self.model.codes_fingerprint()} "
+                               f"!= {self.codes}): a frozen module still updates its buffers in training (an uninitialised codebook?)")
+        init = {"init_from": str(self.args.init_from), "init_fingerprint": self.init_fingerprint,
+                "tune": self.args.tune} if self.args.init_from else {}
+        self.model.save_pretrained(self.out / "model", meta={"step": self.step, "seed": self.args.seed, **init,
                                                              "data": str(self.args.data), "held_out": row})
         tqdm.write(f"step {self.step}: " + " ".join(f"{k} {v:.4g}" for k, v in metrics.items()))

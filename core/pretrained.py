@@ -6,7 +6,7 @@ name, dtype, shape and bytes, so token caches can refuse codes made by another m
 """
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
@@ -81,13 +81,18 @@ def load_pretrained(folder) -> tuple:
 class PretrainedMixin:
     """save_pretrained / from_pretrained / fingerprint for an nn.Module built from a dataclass `config`.
 
-    A subclass sets CONFIG_CLASS (its config dataclass) and takes the config as its only constructor argument.
+    A subclass sets CONFIG_CLASS (its config dataclass) and CODE_MODULES, and takes the config as its only
+    constructor argument.
     """
 
     CONFIG_CLASS = None
+    CODE_MODULES = ()  # names of the submodules whose weights decide the codes (encoder, quantizer, ...)
 
     def save_pretrained(self, folder, dtype=torch.bfloat16, meta: dict = None) -> str:
-        """Write config.json + model.safetensors (floats in `dtype`); return the fingerprint."""
+        """Write config.json + model.safetensors (floats in `dtype`; the codes fingerprint in the meta when the
+        model has CODE_MODULES); return the fingerprint."""
+        if self.CODE_MODULES:
+            meta = {**(meta or {}), "codes_fingerprint": self.codes_fingerprint(dtype)}
         return save_pretrained(folder, asdict(self.config), self.state_dict(), dtype=dtype, meta=meta)
 
     @classmethod
@@ -107,12 +112,24 @@ class PretrainedMixin:
         by any change of the weights. dtype: default the dtype the model was loaded from, else bf16 (save's).
         Config fields added to the dataclass after a folder was saved hold their defaults there and are left out
         of the hash, so that folder's fingerprint stays the one recorded (and in what was trained on its codes)."""
-        dtype = dtype or getattr(self, "stored_dtype", torch.bfloat16)
-        state = {k: v.detach().to(dtype) if v.is_floating_point() else v for k, v in self.state_dict().items()}
-        config = asdict(self.config)
-        if hasattr(self, "stored_fields"):
-            config = {k: config[k] for k in self.stored_fields}
+        return fingerprint(self._stored_config(), self._stored_state(dtype))
+
+    def codes_fingerprint(self, dtype: torch.dtype = None) -> str:
+        """Hash of the config and of the weights that decide the codes (the submodules CODE_MODULES names), as
+        fingerprint() hashes them, but of the config only the fields away from their defaults: a decoder-only
+        fine-tune keeps it, so a token cache and an LM made with the codes stay valid with the new decoder."""
+        state = {k: v for k, v in self._stored_state(dtype).items() if k.split(".")[0] in self.CODE_MODULES}
+        unset = {f.name: f.default for f in fields(self.config)}  # fields at their defaults are left out, so a field
+        config = {k: v for k, v in asdict(self.config).items() if v != unset[k]}  # added later changes nothing
         return fingerprint(config, state)
+
+    def _stored_state(self, dtype) -> dict:
+        dtype = dtype or getattr(self, "stored_dtype", torch.bfloat16)
+        return {k: v.detach().to(dtype) if v.is_floating_point() else v for k, v in self.state_dict().items()}
+
+    def _stored_config(self) -> dict:
+        config = asdict(self.config)
+        return {k: config[k] for k in self.stored_fields} if hasattr(self, "stored_fields") else config
 
     def _device(self):
         return next(self.parameters()).device

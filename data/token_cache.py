@@ -124,7 +124,7 @@ def read_metadata(cache) -> dict:
 def init_metadata(cache, meta: dict) -> dict:
     """Create metadata.json from `meta` (tokenizers, layout, settings), or check an existing one agrees.
 
-    meta: {"video_tokenizer": {"fingerprint", ...}, "audio_codec": {"fingerprint", ...}, "layout": {...},
+    meta: {"video_tokenizer": {"fingerprint", "codes_fingerprint", ...}, "audio_codec": {"fingerprint", ...}, "layout": {...},
     "layout_version": int, "mirror": bool, "code_dtype": str, ...}. Every key given must equal the stored
     one (where a tokenizer's folder is, and the per-split counts, excepted); raises CacheMismatchError naming
     the first difference.
@@ -185,30 +185,40 @@ def _split_lines(cache: Path, split: str, kind: str) -> list:
 
 
 # ---- loading ------------------------------------------------------------------------------------
-def fingerprint_of(tokenizer) -> str:
-    """A tokenizer's fingerprint from a model (its .fingerprint(), savg.tokenizers.interface), a save_pretrained
-    folder, or the string."""
+def fingerprints_of(tokenizer) -> dict:
+    """{"fingerprint", "codes_fingerprint"} of a tokenizer: a model (savg.tokenizers.interface), a save_pretrained
+    folder (the codes fingerprint from its meta, where recorded) or a fingerprint string (no codes fingerprint)."""
     if hasattr(tokenizer, "fingerprint"):
-        return tokenizer.fingerprint()
+        return {"fingerprint": tokenizer.fingerprint(), "codes_fingerprint": tokenizer.codes_fingerprint()}
     path = Path(tokenizer)
     if (path / "config.json").is_file():
-        return json.loads((path / "config.json").read_text())["fingerprint"]
+        record = json.loads((path / "config.json").read_text())
+        return {"fingerprint": record["fingerprint"], "codes_fingerprint": record.get("meta", {}).get("codes_fingerprint")}
     if path.exists():
         raise FileNotFoundError(f"{path}: no config.json; expected a tokenizer folder written by save_pretrained")
-    return str(tokenizer)
+    return {"fingerprint": str(tokenizer), "codes_fingerprint": None}
+
+
+def same_codes(recorded: dict, tokenizer) -> bool:
+    """Whether `tokenizer` (as fingerprints_of takes it) makes the codes of `recorded` (a cache's or an LM's record
+    of its tokenizer): equal codes fingerprints where both have one (a decoder-only fine-tune keeps it), else
+    equal fingerprints."""
+    have = fingerprints_of(tokenizer)
+    if recorded.get("codes_fingerprint") and have["codes_fingerprint"]:
+        return recorded["codes_fingerprint"] == have["codes_fingerprint"]
+    return recorded["fingerprint"] == have["fingerprint"]
 
 
 def check_fingerprints(meta: dict, cache, video_tokenizer=None, audio_codec=None) -> None:
-    """Raise CacheMismatchError unless the cache was made by these tokenizers (None: not checked)."""
+    """Raise CacheMismatchError unless the cache's codes are these tokenizers' (None: not checked; see same_codes)."""
     for key, tok in (("video_tokenizer", video_tokenizer), ("audio_codec", audio_codec)):
-        if tok is None:
+        if tok is None or same_codes(meta[key], tok):
             continue
-        want, have = fingerprint_of(tok), meta[key]["fingerprint"]
-        if want != have:
-            raise CacheMismatchError(
-                f"{cache}: the cache's {key.replace('_', ' ')} has fingerprint {have} "
-                f"(made from {meta[key].get('path', '?')}), but the one given has {want}: these codes would decode "
-                f"to garbage; re-tokenize with scripts/tokenize_dataset.py or pass the tokenizer the cache was made with")
+        raise CacheMismatchError(
+            f"{cache}: the cache's {key.replace('_', ' ')} has fingerprint {meta[key]['fingerprint']} "
+            f"(made from {meta[key].get('path', '?')}), but the one given has {fingerprints_of(tok)['fingerprint']} "
+            f"and other codes: these codes would decode to garbage; re-tokenize with scripts/tokenize_dataset.py or "
+            f"pass the tokenizer the cache was made with")
 
 
 def load_token_cache(path, split: str = "dev", video_tokenizer=None, audio_codec=None, allow_partial: bool = False,

@@ -13,7 +13,8 @@ between batch sizes and devices), and Gumbel-max over the filtered logits is exa
 sampling from the renormalised distribution.
 
 Settings are explicit: temperature (0 = greedy), top_k (0 = off), top_p (1.0 = off). Nothing else is
-applied (no repetition penalty, no implicit top-k).
+applied (no repetition penalty, no implicit top-k). DEFAULTS are scripts/generate.py's: the shipped model's,
+chosen by bench/sampling_sweep.py (the sweep is in checkpoints/lm/CARD.md).
 """
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from .layout import SPECIAL, Layout
 
 _M32 = 0xFFFFFFFF
+DEFAULTS = {"temperature": 1.0, "top_k": 0, "top_p": 0.9}  # V2A Spatial AV-Align 0.725 against 0.627 at top_p 1.0
 
 
 def sample_seed(seed: int, index: int) -> int:

@@ -1,7 +1,7 @@
 """Generate benchmark-format clips (video + stereo audio) with a trained language model.
 
     python scripts/generate.py --checkpoint RUN/model --num-samples 96 --batch-size 16 --temperature 1.0
-        --top-k 0 --top-p 1.0 --seed 0 --out DIR
+        --top-k 0 --top-p 0.9 --seed 0 --out DIR
     python scripts/generate.py ... --video-prompt FILE|DIR          keep the video, generate its stereo audio
     python scripts/generate.py ... --audio-prompt FILE|DIR          keep the audio, generate the video
     python scripts/generate.py ... --prompt FILE|DIR --prefix-frames N      continue a clip after N frames
@@ -14,12 +14,14 @@ Rerunning the same command skips the samples already written (each file is writt
 with other settings into the same folder is refused. --start-index lets several jobs share one run.
 
 The tokenizers decode the codes: --video-tokenizer and --audio-codec (default: the shipped ones under
-checkpoints/) must be the ones the checkpoint's training cache was made with (fingerprints are compared).
+checkpoints/) must make the codes of the checkpoint's training cache (codes fingerprints are compared, so a
+decoder fine-tuned with --tune decoder decodes them).
 With a prompt, its tokens come out unchanged, and the prompt's own video (--video-prompt) or audio
 (--audio-prompt) is written as read, beside the generated other half; a continuation is decoded whole.
 A prompt folder gives one prompt per mp4 (sorted), used in turn by samples 0, 1, ...; files that cannot be
 read are skipped and reported. Sampling is exactly the settings given: temperature (0 = greedy), top-k
-(0 = off), top-p (1.0 = off).
+(0 = off), top-p (1.0 = off); the defaults (savg.lm.sample.DEFAULTS: 1.0, 0, 0.9) are the shipped model's,
+chosen by bench/sampling_sweep.py.
 """
 import argparse
 import hashlib
@@ -36,10 +38,11 @@ from savg.core.cli import HelpFormatter
 from savg.core.machine import add_machine_args, resolve
 from savg.data.clip_format import NUM_FRAMES, Clip
 from savg.data.clip_io import ClipError, read_clip, write_clip
+from savg.data.token_cache import same_codes
 from savg.data.media import write_atomic
 from savg.lm.layout import AUDIO0, VIDEO, Layout
 from savg.lm.model import load_lm
-from savg.lm.sample import check_settings, sample, sample_seed
+from savg.lm.sample import DEFAULTS, check_settings, sample, sample_seed
 from savg.tokenizers.load import load_audio_codec, load_video_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,9 +62,9 @@ def parse_args(argv=None):
     ap.add_argument("--num-samples", type=int, default=None, help="samples to make (default: 96, or one per prompt file)")
     ap.add_argument("--start-index", type=int, default=0, help="number of the first sample (its name and seed)")
     ap.add_argument("--batch-size", type=int, default=16, help="samples drawn together (one KV cache each)")
-    ap.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
-    ap.add_argument("--top-k", type=int, default=0, help="keep the k most likely ids (0 = off)")
-    ap.add_argument("--top-p", type=float, default=1.0, help="nucleus mass (1.0 = off)")
+    ap.add_argument("--temperature", type=float, default=DEFAULTS["temperature"], help="0 = greedy")
+    ap.add_argument("--top-k", type=int, default=DEFAULTS["top_k"], help="keep the k most likely ids (0 = off)")
+    ap.add_argument("--top-p", type=float, default=DEFAULTS["top_p"], help="nucleus mass (1.0 = off)")
     ap.add_argument("--seed", type=int, default=0, help="run seed; sample i draws with its own seed from (seed, i)")
     prompts = ap.add_mutually_exclusive_group()
     prompts.add_argument("--video-prompt", default=None, help="mp4 (or folder of mp4s) whose video is kept")
@@ -98,13 +101,12 @@ def load_tokenizers(args, savg: dict, layout: Layout, device) -> tuple:
     codec = load_audio_codec(args.audio_codec, device)
     recorded = savg.get("tokenizers", {})
     for key, path, model in (("video_tokenizer", args.video_tokenizer, vtok), ("audio_codec", args.audio_codec, codec)):
-        want = recorded.get(key, {}).get("fingerprint")
-        have = model.fingerprint()
-        if want is None:
+        if recorded.get(key, {}).get("fingerprint") is None:
             raise ValueError(f"{args.checkpoint}: the checkpoint records no {key} fingerprint")
-        if have != want:
-            raise ValueError(f"{path}: this {key} (fingerprint {have}) is not the one the checkpoint was trained with "
-                             f"({want}, {recorded[key].get('path', '?')}); pass that one with --{key.replace('_', '-')}")
+        if not same_codes(recorded[key], model):
+            raise ValueError(f"{path}: this {key} (fingerprint {model.fingerprint()}) is not the one the checkpoint was "
+                             f"trained with ({recorded[key]['fingerprint']}, {recorded[key].get('path', '?')}), nor "
+                             f"makes its codes; pass that one with --{key.replace('_', '-')}")
     if Layout.from_tokenizers(vtok, codec, audio_levels=layout.audio_levels) != layout:
         raise ValueError(f"{args.checkpoint}: the tokenizers give another token layout than the checkpoint's")
     return vtok, codec

@@ -30,8 +30,8 @@
 # Environment: PYTHON (default the repository's .venv/bin/python), WORKERS (make_synthetic.py processes, default 2),
 # and any setting of the table by its name (LM_STEPS=2000, LM_CONFIG=lm/configs/zero2.json, ...).
 #
-# Steps: 1 the procedural dataset (without --data); 2 the video tokenizer and 3 the audio codec, trained and exported
-# (unless reused); 4 tokenize the dev split; 5 train the language model; 6 export it; 7 generate; 8 score the
+# Steps: 1 the procedural dataset (without --data); 2 the video tokenizer and 3 the audio codec (2b, 3b then each
+# one's decoder alone, adversarially: the codes stay), trained and exported (unless reused); 4 tokenize the dev split; 5 train the language model; 6 export it; 7 generate; 8 score the
 # generated clips against the eval split (video_eval) into WORK/report/report.html and metrics.json: the report of the
 # README's main job (FVD, KVD, FAD-aisfx, Spatial and Temporal AV-Align; --protocol clip --spatial; the networks come
 # with the pip packages and checkpoints/, nothing downloads); with --ship 9 bench/end_to_end.py.
@@ -92,10 +92,12 @@ row VT_PRESET       tiny    small     small    # video tokenizer (tokenizers/vid
 row VT_STEPS        4       1500      6000     #   steps of VT_BATCH frames (lr 4e-4, person weight 4 with boxes)
 row VT_BATCH        2       8         16
 row VT_EVAL_EVERY   4       500       500      #   held-out PSNR/SSIM/usage on 8 eval clips
+row VT_DEC_STEPS    2       1200      2000     #   then its decoder alone, adversarially (--tune decoder, lr 1e-4; 0: not)
 row CODEC_PRESET    tiny    small     small    # audio codec (tokenizers/audio_codec.py)
 row CODEC_STEPS     4       5000      5000     #   steps of CODEC_BATCH 1 s segments (lr 1e-3)
 row CODEC_BATCH     2       16        16
 row CODEC_EVAL_EVERY 4      250       250
+row CODEC_DEC_STEPS 2       500       2000     #   then its decoder alone, adversarially (--tune decoder, lr 3e-4; 0: not)
 row CODEC_DTYPE     auto    bfloat16  auto     #   the card's run was bf16
 row CODEC_LEVELS    1       4         4        #   residual levels exported (trained with the preset's: tiny 2, small 8)
 row TOK_BATCH       4       8         16       # clips encoded together (scripts/tokenize_dataset.py --mirror)
@@ -158,8 +160,8 @@ else
 fi
 
 # 2-3. The tokenizers: the shipped ones reused, or trained on the dev split with the settings of their cards (decoded
-#    clips cached in WORK, not in the data's root) and exported into CKPT (the video tokenizer's model/ folder as it
-#    is, the codec truncated to its first CODEC_LEVELS levels).
+#    clips cached in WORK, not in the data's root), each one's decoder then fine-tuned alone (the codec's after its
+#    truncation to the first CODEC_LEVELS levels, the ones shipped), and exported into CKPT.
 if [[ $REUSE == yes ]]; then
     VT=$REPO/checkpoints/video_tokenizer AC=$REPO/checkpoints/audio_codec
 else
@@ -169,17 +171,39 @@ else
         --preset "$VT_PRESET" --person-weight $PERSON --steps "$VT_STEPS" --batch "$VT_BATCH" --lr 4e-4 --warmup "$WARMUP" \
         --eval-every "$VT_EVAL_EVERY" --eval-clips 8 --ckpt-every "$CKPT_EVERY" --log-every 25 --cache "$WORK/video_cache" \
         --read-threads "$READ_THREADS" --threads "$THREADS" --seed 0 --no-progress
+    VT_RUN=$WORK/video_tokenizer
+    if (( VT_DEC_STEPS > 0 )); then  # the codes stay (encoder and quantizer frozen); the PatchGAN sharpens the decoder
+        step 2b-video-decoder launch "$REPO/scripts/train_video_tokenizer.py" --data "$DATA" --out "$WORK/video_decoder" \
+            --init-from "$WORK/video_tokenizer/model" --tune decoder --adv-start 0 --adv-weight 0.3 --person-weight $PERSON \
+            --steps "$VT_DEC_STEPS" --batch "$VT_BATCH" --lr 1e-4 --warmup 20 --eval-every "$VT_EVAL_EVERY" --eval-clips 8 \
+            --ckpt-every "$CKPT_EVERY" --log-every 25 --cache "$WORK/video_cache" --read-threads "$READ_THREADS" \
+            --threads "$THREADS" --seed 0 --no-progress
+        VT_RUN=$WORK/video_decoder
+    fi
     step 3-audio-codec launch "$REPO/scripts/train_audio_codec.py" --data "$DATA" --out "$WORK/audio_codec" \
         --preset "$CODEC_PRESET" --steps "$CODEC_STEPS" --batch "$CODEC_BATCH" --lr 1e-3 --warmup "$WARMUP" \
         --eval-every "$CODEC_EVAL_EVERY" --ckpt-every "$CKPT_EVERY" --cache "$WORK/audio_cache" \
         --read-threads "$READ_THREADS" --dtype "$CODEC_DTYPE" --threads "$THREADS" --seed 0 --no-progress
-    step 3-export-tokenizers "$PY" -c 'import shutil, sys; sys.path = [p for p in sys.path if p]
+    truncate_codec() {  # truncate_codec SRC LEVELS OUT: the codec of SRC with its first LEVELS levels, into OUT
+        "$PY" -c 'import sys; sys.path = [p for p in sys.path if p]
 from savg.tokenizers.audio_codec import AudioCodec
-vt_run, codec_run, levels, vt, ac = sys.argv[1:]
-shutil.copytree(vt_run, vt, dirs_exist_ok=True)
-AudioCodec.from_pretrained(codec_run).truncated(int(levels)).save_pretrained(ac)
-print(f"exported {vt_run} -> {vt}, {codec_run} ({levels} levels) -> {ac}")' \
-        "$WORK/video_tokenizer/model" "$WORK/audio_codec/model" "$CODEC_LEVELS" "$VT" "$AC"
+src, levels, out = sys.argv[1:]
+codec = AudioCodec.from_pretrained(src)
+codec.truncated(int(levels)).save_pretrained(out, meta={**codec.meta, "truncated_from": codec.fingerprint()})
+print(f"{src} ({levels} levels) -> {out}")' "$@"
+    }
+    CODEC_RUN=$WORK/audio_codec/model
+    if (( CODEC_DEC_STEPS > 0 )); then  # the codes stay; the STFT discriminator improves the content (FAD)
+        step 3a-truncate-codec truncate_codec "$CODEC_RUN" "$CODEC_LEVELS" "$WORK/audio_codec_levels"
+        step 3b-audio-decoder launch "$REPO/scripts/train_audio_codec.py" --data "$DATA" --out "$WORK/audio_decoder" \
+            --init-from "$WORK/audio_codec_levels" --tune decoder --adv-start 0 --steps "$CODEC_DEC_STEPS" \
+            --batch "$CODEC_BATCH" --lr 3e-4 --warmup 20 --eval-every "$CODEC_EVAL_EVERY" --ckpt-every "$CKPT_EVERY" \
+            --cache "$WORK/audio_cache" --read-threads "$READ_THREADS" --threads "$THREADS" --seed 0 --no-progress
+        CODEC_RUN=$WORK/audio_decoder/model
+    fi
+    mkdir -p "$CKPT"
+    step 3-export-video-tokenizer cp -rT "$VT_RUN/model" "$VT"
+    step 3-export-audio-codec truncate_codec "$CODEC_RUN" "$CODEC_LEVELS" "$AC"
 fi
 
 # 4. Tokenize the dev split with its mirrored copies (3072 rows for the procedural 1536 clips).

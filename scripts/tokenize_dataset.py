@@ -66,9 +66,9 @@ def cache_metadata(vtok: VideoTokenizerAPI, codec: AudioCodecAPI, args) -> dict:
     layout = Layout.from_tokenizers(vtok, codec)
     v, a = vtok.spec, codec.spec
     return {
-        "video_tokenizer": {"fingerprint": vtok.fingerprint(), "path": str(Path(args.video_tokenizer).resolve()),
+        "video_tokenizer": {"fingerprint": vtok.fingerprint(), "codes_fingerprint": vtok.codes_fingerprint(), "path": str(Path(args.video_tokenizer).resolve()),
                             "codebook_size": v.codebook_size, "grid": list(v.grid)},
-        "audio_codec": {"fingerprint": codec.fingerprint(), "path": str(Path(args.audio_codec).resolve()),
+        "audio_codec": {"fingerprint": codec.fingerprint(), "codes_fingerprint": codec.codes_fingerprint(), "path": str(Path(args.audio_codec).resolve()),
                         "sample_rate": a.sample_rate, "frame_rate": a.frame_rate, "num_quantizers": a.levels,
                         "codebook_size": a.codebook_size},
         "layout": layout.to_dict(), "layout_version": layout.version, "mirror": bool(args.mirror),

@@ -2,6 +2,8 @@
 
     python scripts/train_audio_codec.py --data DIR --preset small --out DIR [--steps 3000] [--batch 16]
     torchrun --nproc_per_node 2 scripts/train_audio_codec.py --data DIR --preset small --out DIR   # DDP (gloo on CPU)
+    python scripts/train_audio_codec.py --data DIR --out DIR --init-from MODEL --tune decoder --adv-start 0 ...
+        # fine-tune the decoder alone (e.g. adversarially): same codes, so caches and the LM made with them stay valid
 
 Audio cache: the first run decodes every clip's audio once (PyAV) into DATA/audio_cache/{split}_{rate}.npy,
 float32 [clips, 2, samples], with a .json of the clips it holds and those it skipped as unreadable (reported);
@@ -9,6 +11,7 @@ later runs memory-map it (`--cache DIR` moves it).
 Training: random `--segment-s` crops (the mirror image, channels swapped, half the time; a random gain),
 losses time-domain L1, multi-scale mel, stereo image (ILD + IPD per band), VQ commitment, and from
 `--adv-start` on a multi-scale STFT discriminator (hinge + feature matching). AdamW, warm-up + cosine decay.
+`--init-from MODEL` starts from a trained codec (its config: --preset, --stereo, --sample-rate are not used).
 `--stereo parametric`: the network codes the mid alone and a stereo codebook, fitted once by k-means on the
 first batch (rank 0's under DDP, which broadcasts buffers), codes the per-band side gains (see the codec's docstring).
 Outputs in OUT: run.json (command, config, seed), checkpoint.pt (atomic, every --ckpt-every steps; a rerun of
@@ -24,13 +27,13 @@ import numpy as np
 import torch
 
 from savg.core.cli import HelpFormatter
-from savg.core.gan_trainer import GanTrainer, add_trainer_args
+from savg.core.gan_trainer import GanTrainer, add_trainer_args, initial_config
 from savg.core.training import clip_cache
 from savg.data.clip_format import num_samples
 from savg.data.clip_io import read_clip
 from savg.data.media import write_wav
 from savg.data.svgsa24 import list_split
-from savg.tokenizers.audio_codec import PRESETS, STEREO_MODES, AudioCodec, preset
+from savg.tokenizers.audio_codec import PRESETS, STEREO_MODES, AudioCodec, AudioCodecConfig, preset
 from savg.tokenizers.audio_discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
 from savg.tokenizers.audio_losses import MultiScaleMelLoss, StereoImageLoss, codec_quality
 
@@ -85,8 +88,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = preset(args.preset, stereo=args.stereo, stereo_bands=args.stereo_bands,
-                 **({"sample_rate": args.sample_rate} if args.sample_rate else {}))
+    cfg = initial_config(args, AudioCodecConfig, lambda: preset(
+        args.preset, stereo=args.stereo, stereo_bands=args.stereo_bands,
+        **({"sample_rate": args.sample_rate} if args.sample_rate else {})))
     t = GanTrainer(args, {"codec": asdict(cfg), "loss_weights": LOSS_WEIGHTS})
     sr, seg = cfg.sample_rate, max(1, round(args.segment_s * cfg.frame_rate)) * cfg.hop
     (train_audio, _), held = t.split_caches(lambda split, show: audio_cache(args.data, split, sr, args.cache, show,

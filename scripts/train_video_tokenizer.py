@@ -3,6 +3,8 @@
     python scripts/train_video_tokenizer.py --data DIR --preset small --out DIR [--steps 3000] [--batch 4]
     python scripts/train_video_tokenizer.py ... --set quantizer=fsq codebook_size=1000 patch_size=4   # any config field
     torchrun --nproc_per_node 2 scripts/train_video_tokenizer.py --data DIR --preset small --out DIR   # DDP (gloo on CPU)
+    python scripts/train_video_tokenizer.py --data DIR --out DIR --init-from MODEL --tune decoder --adv-start 0 ...
+        # fine-tune the decoder alone (e.g. adversarially): same codes, so caches and the LM made with them stay valid
 
 Frame cache: the first run decodes every clip once (PyAV) into DATA/video_cache/{split}.npy, the pictures only,
 uint8 [clips, 20, 144, 256, 3], with a .json of the clips it holds and those it skipped as unreadable (reported);
@@ -29,7 +31,7 @@ import numpy as np
 import torch
 
 from savg.core.cli import HelpFormatter
-from savg.core.gan_trainer import GanTrainer, add_trainer_args
+from savg.core.gan_trainer import GanTrainer, add_trainer_args, initial_config
 from savg.core.training import clip_cache
 from savg.data.clip_format import NUM_FRAMES, PICTURE_HEIGHT, PICTURE_TOP, PICTURE_WIDTH, picture
 from savg.data.clip_io import read_clip
@@ -159,7 +161,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = preset(args.preset, **config_overrides(args.set))
+    if args.init_from and args.set:
+        sys.exit("--set changes the model; with --init-from the folder's config is used")
+    cfg = initial_config(args, VideoTokenizerConfig, lambda: preset(args.preset, **config_overrides(args.set)))
     t = GanTrainer(args, {"tokenizer": asdict(cfg)}, run_only=("max_gpu_frames_gb",))
     (train_pics, train_ids), held = t.split_caches(lambda split, show: frame_cache(args.data, split, args.cache, show, args.read_threads))
     if t.device.type == "cuda":  # the uint8 frames on the GPU (3.5 GB for 1536 clips): no host work per batch

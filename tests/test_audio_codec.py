@@ -335,6 +335,24 @@ def test_parametric_training_and_conversion(dataset, tmp_path, script):
         conv.as_parametric()
 
 
+def test_decoder_fine_tune_keeps_the_codes(dataset, tmp_path, script):
+    """--init-from --tune decoder: the encoder and the EMA codebooks stay (no update, no code expiry), the codes too."""
+    train = script("train_audio_codec")
+    train.main(train_args(dataset, tmp_path / "run", 1))  # codebooks k-means-initialised
+    base = AudioCodec.from_pretrained(tmp_path / "run" / "model")
+    train.main(train_args(dataset, tmp_path / "tuned", 2, "--init-from", str(tmp_path / "run" / "model"), "--tune", "decoder",
+                          "--adv-start", "0", "--lr", "1e-2", "--preset", "small"))  # the folder's config is used
+    tuned = AudioCodec.from_pretrained(tmp_path / "tuned" / "model")
+    assert tuned.config == base.config and tuned.meta["init_from"] == str(tmp_path / "run" / "model")
+    assert tuned.meta["init_fingerprint"] == base.fingerprint()
+    assert tuned.codes_fingerprint() == base.codes_fingerprint() == tuned.meta["codes_fingerprint"] != tuned.fingerprint()
+    before, after = base.state_dict(), tuned.state_dict()
+    changed = {k.split(".")[0] for k in after if not torch.equal(after[k], before[k])}
+    assert changed == {"decoder"}
+    x = panned_tones(2, 4 * base.config.hop)
+    assert torch.equal(tuned.encode(x), base.encode(x))
+
+
 def test_train_two_processes(dataset, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -60,11 +60,6 @@ def test_fad_reference_scores_the_same_dev_windows_before_and_after(bench):
         bench.FadReference(Stub(), lambda split, idx: clips[split][idx], 3, 1, 16_000, "clip")
 
 
-def test_beside_names(bench):
-    assert bench.beside_folders(["x=/a/b", "/c/d", "e/f"]) == {"x": "/a/b", "d": "/c/d", "f": "e/f"}
-    with pytest.raises(ValueError, match="two codecs named"):
-        bench.beside_folders(["/a/b", "/c/b"])
-
 
 def test_bench_json_with_aisfx(bench, codecs, capsys):
     from savg.eval.aisfx import weights_path

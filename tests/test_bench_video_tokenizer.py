@@ -56,7 +56,10 @@ def test_recall_of_the_true_boxes_is_one(bench, dataset):
         def detect(self, video):
             return [(t, 0, *b) for t, boxes in enumerate(next(self.answers)) for b in boxes]
 
-    row = bench.recall_rows("oracle", Oracle(), videos, videos, truths)
+    oracle = Oracle()
+    counts = [bench.person_counts(oracle, v, truths) for v in (videos, videos)]
+    assert counts[0] == counts[1] == (sum(map(len, truths[0])),) * 3
+    row = bench.recall_keys("oracle", "model", *counts, 0.0)
     assert row == {"oracle_recall_orig": 1.0, "oracle_recall_recon": 1.0, "oracle_recall_ratio": 1.0}
 
 
@@ -64,8 +67,10 @@ def test_bench_json(bench, dataset, tmp_path, capsys):
     torch.manual_seed(0)
     model = VideoTokenizer(preset("tiny")).eval()  # untrained: its reconstructions hide the people
     model.save_pretrained(tmp_path / "vt")
+    torch.manual_seed(1)
+    VideoTokenizer(preset("tiny")).save_pretrained(tmp_path / "other")
     bench.main(["--data", str(dataset), "--model", str(tmp_path / "vt"), "--clips", "1", "--threads", "1",
-                "--train-steps", "0", "--hog-every", "4"])
+                "--train-steps", "0", "--hog-every", "4", "--beside", f"b={tmp_path / 'other'}"])
     out = capsys.readouterr().out.strip().splitlines()
     r = json.loads(out[-1])
     assert r["bits_per_frame"] == 9 * 16 * math.log2(256) and r["bits_per_clip"] == NUM_FRAMES * r["bits_per_frame"]
@@ -79,3 +84,7 @@ def test_bench_json(bench, dataset, tmp_path, capsys):
     assert r["detector_recall_orig"] > 0.5  # the shipped detector finds the people of the original frames
     assert r["hog_every"] == 4 and any("one frame in 4" in line for line in out)
     assert r["encode_fps"] > 0 and r["decode_fps"] > 0
+    b = r["beside"]["b"]  # measured on the same clips by the same detectors
+    assert b["detector_recall_orig"] == r["detector_recall_orig"] and b["psnr_db"] != r["psnr_db"]
+    assert b["fingerprint"] == VideoTokenizer.from_pretrained(tmp_path / "other").fingerprint()
+    assert any(line.startswith("| b |") for line in out)

@@ -119,3 +119,11 @@ a.add_argument("--z", default=1, help="zed")
 '''
     found = problems(ast.parse(source), "scripts.example")
     assert [line.split(":")[0] for line in found] == ["line 7", "line 8", "line 11", "line 12"], found
+
+
+def test_beside_names():
+    from savg.core.cli import beside_folders
+
+    assert beside_folders(["x=/a/b", "/c/d", "e/f"]) == {"x": "/a/b", "d": "/c/d", "f": "e/f"}
+    with pytest.raises(ValueError, match="two models named"):
+        beside_folders(["/a/b", "/c/b"])

@@ -34,6 +34,19 @@ def _rows(clip, seld, detector):
     return [(f, 0, x) for f in range(50)], [(t, 0, third * 85, 56, third * 85 + 85, 200) for t in range(20)]
 
 
+def stand_ins(mp, sample) -> None:
+    """Patch in `sample` for the sampler (scripts/generate.py imports it when a bench loads it) and the stand-in
+    SELD and detector rows (_rows)."""
+    import savg.eval.detectors
+    import savg.eval.seld
+    import savg.eval.spatial
+    import savg.lm.sample
+    mp.setattr(savg.lm.sample, "sample", sample)
+    mp.setattr(savg.eval.spatial, "rows_for_clip", _rows)
+    mp.setattr(savg.eval.seld, "load_seld", lambda *a: SimpleNamespace(cfg=SimpleNamespace(sample_rate=16_000)))
+    mp.setattr(savg.eval.detectors, "get_detector", lambda *a: SimpleNamespace(name="stand-in"))
+
+
 EXTRACTORS = ({"vid": (_video_feats, "video"), "aud": (_audio_feats, "audio")},
               {"i3d_weights": "test-video", "fad_backend": "aisfx", "fad_metric_name": "FAD-aisfx"})
 
@@ -47,15 +60,8 @@ def bench_run(world, tmp_path_factory):  # noqa: F811
             write_clip(root / "data" / split / f"c{s}.mp4", _clip(s))
     mp = pytest.MonkeyPatch()
     import savg.eval.evaluate
-    import savg.lm.sample
-    mp.setattr(savg.lm.sample, "sample", quick_sample)  # scripts/generate.py imports it when the bench loads it
-    import savg.eval.detectors
-    import savg.eval.seld
-    import savg.eval.spatial
     mp.setattr(savg.eval.evaluate, "load_extractors", lambda *a: EXTRACTORS)
-    mp.setattr(savg.eval.spatial, "rows_for_clip", _rows)
-    mp.setattr(savg.eval.seld, "load_seld", lambda *a: SimpleNamespace(cfg=SimpleNamespace(sample_rate=16_000)))
-    mp.setattr(savg.eval.detectors, "get_detector", lambda *a: SimpleNamespace(name="stand-in"))
+    stand_ins(mp, quick_sample)
     spec = importlib.util.spec_from_file_location("bench_end_to_end", BENCH)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -113,9 +113,13 @@ def world(tmp_path_factory):
     """Tiny tokenizers, a tiny random LM recording their fingerprints, a prompt clip and a prompt folder."""
     root = tmp_path_factory.mktemp("gen")
     vtok, codec = initialised(VideoTokenizer, 0), initialised(AudioCodec, 0)
-    fps = {"video_tokenizer": {"fingerprint": vtok.save_pretrained(root / "video")},
-           "audio_codec": {"fingerprint": codec.save_pretrained(root / "audio")}}
+    fps = {"video_tokenizer": {"fingerprint": vtok.save_pretrained(root / "video"), "codes_fingerprint": vtok.codes_fingerprint()},
+           "audio_codec": {"fingerprint": codec.save_pretrained(root / "audio"), "codes_fingerprint": codec.codes_fingerprint()}}
     initialised(AudioCodec, 1).save_pretrained(root / "other_audio")
+    with torch.no_grad():  # as after scripts/train_audio_codec.py --tune decoder: other decoder, same codes
+        for p in codec.decoder.parameters():
+            p.add_(0.01)
+    codec.save_pretrained(root / "tuned_audio")
     layout = Layout.from_tokenizers(vtok, codec)
     save_lm(build_lm("tiny", layout, fps, seed=0).eval(), root / "lm")
     (root / "prompts").mkdir()
@@ -153,7 +157,7 @@ def test_samples_are_benchmark_format_files_with_their_settings(unconditional):
         assert clip.video[:, :50].max() < 20  # the letterbox bars are black
     record = json.loads((unconditional / "generation.json").read_text())
     s = record["settings"]
-    assert (s["temperature"], s["top_k"], s["top_p"], s["seed"], s["mode"]) == (1.0, 0, 1.0, 3, "unconditional")
+    assert (s["temperature"], s["top_k"], s["top_p"], s["seed"], s["mode"]) == (1.0, 0, 0.9, 3, "unconditional")  # defaults
     seeds = [record["samples"][k]["seed"] for k in ("0", "1")]
     assert len(set(seeds)) == 2
 
@@ -180,6 +184,15 @@ def test_a_checkpoint_with_other_tokenizers_is_refused(script, world, tmp_path):
     with pytest.raises(SystemExit, match="audio_codec.*fingerprint"):
         script("generate").main([str(a) for a in ["--checkpoint", world / "lm", "--video-tokenizer", world / "video",
                                                   "--audio-codec", world / "other_audio", "--out", tmp_path]])
+
+
+def test_a_decoder_fine_tune_of_the_tokenizer_is_accepted(script, world, tmp_path):
+    """Same codes fingerprint, another decoder: the checkpoint's codes decode with it."""
+    script("generate").main([str(a) for a in ["--checkpoint", world / "lm", "--video-tokenizer", world / "video",
+                                              "--audio-codec", world / "tuned_audio", "--out", tmp_path,
+                                              "--num-samples", "1", "--threads", "1"]])
+    record = json.loads((tmp_path / "generation.json").read_text())
+    assert record["settings"]["audio_codec"] == AudioCodec.from_pretrained(world / "tuned_audio").fingerprint()
 
 
 def test_video_prompt_keeps_the_video_and_generates_audio(script, world):

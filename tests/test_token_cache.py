@@ -121,6 +121,21 @@ def test_bad_clips_are_listed_with_the_reason(world, mirrored_cache):
     assert meta["video_tokenizer"]["fingerprint"] == stored["fingerprint"]
 
 
+def test_a_decoder_fine_tune_reads_the_cache(world, mirrored_cache, tmp_path):
+    """Another decoder, the same encoder and codebooks (scripts/train_audio_codec.py --tune decoder): same codes."""
+    tuned = AudioCodec.from_pretrained(world / "audio")
+    with torch.no_grad():
+        for p in tuned.decoder.parameters():
+            p.add_(0.01)
+    tuned.save_pretrained(tmp_path / "tuned")
+    assert tuned.fingerprint() != AudioCodec.from_pretrained(world / "audio").fingerprint()
+    assert len(tc.load_token_cache(mirrored_cache, "dev", audio_codec=tmp_path / "tuned")) > 0
+    assert len(tc.load_token_cache(mirrored_cache, "dev", audio_codec=tuned)) > 0
+    meta = tc.read_metadata(mirrored_cache)["audio_codec"]
+    assert tc.same_codes(meta, meta["fingerprint"])  # a bare fingerprint string: compared as it is
+    assert not tc.same_codes(meta, AudioCodec.from_pretrained(world / "other_audio"))
+
+
 def test_fingerprint_mismatch_is_refused(script, world, mirrored_cache):
     with pytest.raises(tc.CacheMismatchError, match="audio codec has fingerprint .* but the one given has"):
         tc.load_token_cache(mirrored_cache, "dev", audio_codec=world / "other_audio")

@@ -237,6 +237,30 @@ def test_trainer_writes_outputs_and_resumes(script, dataset, tmp_path):
         train.main(_train_args(dataset, out, 6, "--lr", "1e-3"))
 
 
+def test_decoder_fine_tune_keeps_the_codes(script, dataset, tmp_path):
+    """--init-from --tune decoder: only the decoder trains (a VQ's EMA codebook stays too), so the codes and the
+    codes fingerprint stay and what was trained on them decodes with the new decoder; --tune all moves the codes."""
+    train = script("train_video_tokenizer")
+    train.main(_train_args(dataset, tmp_path / "base", 2, "--set", "quantizer=vq"))
+    base = VideoTokenizer.from_pretrained(tmp_path / "base" / "model")
+    init = ("--init-from", str(tmp_path / "base" / "model"), "--adv-start", "0", "--lr", "1e-2")
+    train.main(_train_args(dataset, tmp_path / "tuned", 2, *init, "--tune", "decoder"))
+    tuned = VideoTokenizer.from_pretrained(tmp_path / "tuned" / "model")
+    assert tuned.codes_fingerprint() == base.codes_fingerprint() == tuned.meta["codes_fingerprint"]
+    assert tuned.fingerprint() != base.fingerprint() and tuned.meta["tune"] == "decoder"
+    before, after = base.state_dict(), tuned.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in after if not k.startswith("decoder."))
+    x = frames(2)
+    codes = base.encode(x)
+    assert torch.equal(tuned.encode(x), codes) and not torch.equal(tuned.decode(codes), base.decode(codes))
+    train.main(_train_args(dataset, tmp_path / "all", 1, *init))
+    assert VideoTokenizer.from_pretrained(tmp_path / "all" / "model").codes_fingerprint() != base.codes_fingerprint()
+    with pytest.raises(SystemExit, match="needs --init-from"):
+        train.main(_train_args(dataset, tmp_path / "bad", 1, "--tune", "decoder"))
+    with pytest.raises(SystemExit, match="--set"):
+        train.main(_train_args(dataset, tmp_path / "bad", 1, *init, "--set", "quantizer=fsq"))
+
+
 def test_batches_from_device_frames_match_host_frames(script):
     """The trainer holds the frames on the GPU there; a torch tensor must give the batch the numpy array gives."""
     sample_batch = script("train_video_tokenizer").sample_batch

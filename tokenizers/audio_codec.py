@@ -289,6 +289,7 @@ class AudioCodec(PretrainedMixin, nn.Module):
     """Stereo waveform <-> codes [frames, K] (a savg.tokenizers.interface.AudioCodecAPI). See the module docstring."""
 
     CONFIG_CLASS = AudioCodecConfig
+    CODE_MODULES = ("encoder", "quantizer", "stereo")  # the decoder alone may be fine-tuned (codes_fingerprint)
 
     def __init__(self, config: AudioCodecConfig):
         super().__init__()

@@ -10,8 +10,9 @@ Audio: waveform float [2, N] or [B, 2, N] at sample_rate Hz, about [-1, 1] <-> c
 [B, frames, levels], frames = ceil(N / (sample_rate / frame_rate)), the coarse residual level first, each in
 0 .. codebook_size - 1; decode gives float32 [.., 2, frames * sample_rate / frame_rate] (or `length` samples).
 Both: fingerprint() -> 16 hex digits of the config and weights; equal to the one recorded in the folder the
-model was loaded from, and different for any other weights. Token caches and language-model checkpoints record
-it and refuse codes of another tokenizer.
+model was loaded from, and different for any other weights. codes_fingerprint() -> the same over the weights
+that decide the codes only (a decoder fine-tune keeps it). Token caches and language-model checkpoints record
+both and refuse codes of another tokenizer.
 """
 import math
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ class VideoTokenizerAPI(Protocol):
 
     def fingerprint(self) -> str: ...
 
+    def codes_fingerprint(self) -> str: ...
+
 
 @runtime_checkable
 class AudioCodecAPI(Protocol):
@@ -78,3 +81,5 @@ class AudioCodecAPI(Protocol):
     def decode(self, codes, length: int = None) -> torch.Tensor: ...
 
     def fingerprint(self) -> str: ...
+
+    def codes_fingerprint(self) -> str: ...

@@ -209,6 +209,7 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
     """Frames <-> codes [T, 9, 16] (a savg.tokenizers.interface.VideoTokenizerAPI). See the module docstring."""
 
     CONFIG_CLASS = VideoTokenizerConfig
+    CODE_MODULES = ("encoder", "quantizer")  # the decoder alone may be fine-tuned (codes_fingerprint)
 
     def __init__(self, config: VideoTokenizerConfig):
         super().__init__()
