@@ -1,7 +1,7 @@
 """Generate benchmark-format clips (video + stereo audio) with a trained language model.
 
     python scripts/generate.py --checkpoint RUN/model --num-samples 96 --batch-size 16 --temperature 1.0
-        --top-k 0 --top-p 0.9 --seed 0 --out DIR
+        --top-k 0 --top-p 1.0 --seed 0 --out DIR
     python scripts/generate.py ... --video-prompt FILE|DIR          keep the video, generate its stereo audio
     python scripts/generate.py ... --audio-prompt FILE|DIR          keep the audio, generate the video
     python scripts/generate.py ... --prompt FILE|DIR --prefix-frames N      continue a clip after N frames
@@ -20,8 +20,8 @@ With a prompt, its tokens come out unchanged, and the prompt's own video (--vide
 (--audio-prompt) is written as read, beside the generated other half; a continuation is decoded whole.
 A prompt folder gives one prompt per mp4 (sorted), used in turn by samples 0, 1, ...; files that cannot be
 read are skipped and reported. Sampling is exactly the settings given: temperature (0 = greedy), top-k
-(0 = off), top-p (1.0 = off); the defaults (savg.lm.sample.DEFAULTS: 1.0, 0, 0.9) are the shipped model's,
-chosen by bench/sampling_sweep.py.
+(0 = off), top-p (1.0 = off); the defaults (savg.lm.sample.DEFAULTS: 1.0, 0, 1.0) are the shipped model's,
+chosen by the end-to-end figures (checkpoints/lm/CARD.md; for V2A, --top-p 0.9 places the sound better).
 """
 import argparse
 import hashlib

@@ -157,7 +157,7 @@ def test_samples_are_benchmark_format_files_with_their_settings(unconditional):
         assert clip.video[:, :50].max() < 20  # the letterbox bars are black
     record = json.loads((unconditional / "generation.json").read_text())
     s = record["settings"]
-    assert (s["temperature"], s["top_k"], s["top_p"], s["seed"], s["mode"]) == (1.0, 0, 0.9, 3, "unconditional")  # defaults
+    assert (s["temperature"], s["top_k"], s["top_p"], s["seed"], s["mode"]) == (1.0, 0, 1.0, 3, "unconditional")  # defaults
     seeds = [record["samples"][k]["seed"] for k in ("0", "1")]
     assert len(set(seeds)) == 2
 
