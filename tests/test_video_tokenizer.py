@@ -162,7 +162,8 @@ def test_save_load_identical_codes(model, tmp_path):
     assert torch.equal(loaded.decode(model.encode(x)), model.decode(model.encode(x)))
     fp16 = model.save_pretrained(tmp_path / "bf16", meta={"note": "test"})  # the shipped form
     a, b = VideoTokenizer.from_pretrained(tmp_path / "bf16"), VideoTokenizer.from_pretrained(tmp_path / "bf16")
-    assert a.fingerprint() == fp16 == model.fingerprint() and a.meta == {"note": "test"}
+    assert a.fingerprint() == fp16 == model.fingerprint()
+    assert a.meta == {"note": "test", "codes_fingerprint": model.codes_fingerprint()}  # written beside the note
     assert torch.equal(a.encode(x), b.encode(x))
     assert a.fingerprint(torch.bfloat16) == fp16  # reloaded weights hash the same
 
