@@ -126,15 +126,16 @@ def init_metadata(cache, meta: dict) -> dict:
 
     meta: {"video_tokenizer": {"fingerprint", "codes_fingerprint", ...}, "audio_codec": {"fingerprint", ...}, "layout": {...},
     "layout_version": int, "mirror": bool, "code_dtype": str, ...}. Every key given must equal the stored
-    one (where a tokenizer's folder is, and the per-split counts, excepted); raises CacheMismatchError naming
-    the first difference.
+    one (where a tokenizer's folder is, and the per-split counts, excepted; a tokenizer's fingerprints agree
+    as same_codes decides, so a decoder-only fine-tune, or an older record without codes fingerprint, resumes
+    the cache; the stored record is kept); raises CacheMismatchError naming the first difference.
     """
     cache, meta = Path(cache), json.loads(json.dumps(meta))  # as stored: tuples become lists
     cache.mkdir(parents=True, exist_ok=True)
     if (cache / METADATA).is_file():
         old = read_metadata(cache)
         for key, value in meta.items():
-            if key != "splits" and _without_path(old.get(key)) != _without_path(value):
+            if key != "splits" and not _records_agree(key, old.get(key), value):
                 raise CacheMismatchError(f"{cache}: existing cache has {key} = {json.dumps(old.get(key))}, "
                                          f"this run has {json.dumps(value)}; use another --out")
         return old
@@ -143,8 +144,20 @@ def init_metadata(cache, meta: dict) -> dict:
     return record
 
 
-def _without_path(value):
-    return {k: v for k, v in value.items() if k != "path"} if isinstance(value, dict) else value
+def _records_agree(key: str, old, new) -> bool:
+    """Whether a stored metadata value and this run's agree (see init_metadata)."""
+    if key not in ("video_tokenizer", "audio_codec") or not (isinstance(old, dict) and isinstance(new, dict)):
+        return old == new
+    rest = lambda r: {k: v for k, v in r.items() if k not in ("path", "fingerprint", "codes_fingerprint")}
+    return rest(old) == rest(new) and _codes_agree(old, new)
+
+
+def _codes_agree(recorded: dict, have: dict) -> bool:
+    """Two {"fingerprint", "codes_fingerprint"} records name the same codes: equal codes fingerprints where both
+    have one, else equal fingerprints."""
+    if recorded.get("codes_fingerprint") and have.get("codes_fingerprint"):
+        return recorded["codes_fingerprint"] == have["codes_fingerprint"]
+    return recorded.get("fingerprint") == have.get("fingerprint")
 
 
 def update_counts(cache, split: str, num_shards: int, num_clips: int, ignored: list = ()) -> dict:
@@ -203,10 +216,7 @@ def same_codes(recorded: dict, tokenizer) -> bool:
     """Whether `tokenizer` (as fingerprints_of takes it) makes the codes of `recorded` (a cache's or an LM's record
     of its tokenizer): equal codes fingerprints where both have one (a decoder-only fine-tune keeps it), else
     equal fingerprints."""
-    have = fingerprints_of(tokenizer)
-    if recorded.get("codes_fingerprint") and have["codes_fingerprint"]:
-        return recorded["codes_fingerprint"] == have["codes_fingerprint"]
-    return recorded["fingerprint"] == have["fingerprint"]
+    return _codes_agree(recorded, fingerprints_of(tokenizer))
 
 
 def check_fingerprints(meta: dict, cache, video_tokenizer=None, audio_codec=None) -> None:

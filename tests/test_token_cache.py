@@ -136,6 +136,25 @@ def test_a_decoder_fine_tune_reads_the_cache(world, mirrored_cache, tmp_path):
     assert not tc.same_codes(meta, AudioCodec.from_pretrained(world / "other_audio"))
 
 
+def test_a_cache_resumes_with_the_same_codes_only(tmp_path):
+    """init_metadata on an existing cache: a tuned decoder (same codes fingerprint) or an older record without one
+    (same fingerprint) resumes it and the stored record stays; other codes or another setting are refused."""
+    def meta(fingerprint, codes=None, mirror=True):
+        codec = {"fingerprint": fingerprint, "codebook_size": 8, "path": f"/x/{fingerprint}"}
+        return {"audio_codec": {**codec, **({"codes_fingerprint": codes} if codes else {})}, "mirror": mirror}
+
+    tc.init_metadata(tmp_path / "new", meta("a", "c"))
+    assert tc.init_metadata(tmp_path / "new", meta("b", "c"))["audio_codec"]["fingerprint"] == "a"
+    with pytest.raises(tc.CacheMismatchError, match="audio_codec"):
+        tc.init_metadata(tmp_path / "new", meta("a", "d"))
+    with pytest.raises(tc.CacheMismatchError, match="mirror"):
+        tc.init_metadata(tmp_path / "new", meta("a", "c", mirror=False))
+    tc.init_metadata(tmp_path / "old", meta("a"))  # written before codes fingerprints were recorded
+    tc.init_metadata(tmp_path / "old", meta("a", "c"))
+    with pytest.raises(tc.CacheMismatchError, match="audio_codec"):
+        tc.init_metadata(tmp_path / "old", meta("b", "c"))
+
+
 def test_fingerprint_mismatch_is_refused(script, world, mirrored_cache):
     with pytest.raises(tc.CacheMismatchError, match="audio codec has fingerprint .* but the one given has"):
         tc.load_token_cache(mirrored_cache, "dev", audio_codec=world / "other_audio")
