@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import load_bench
 from savg.data.clip_format import DEFAULT_SAMPLE_RATE, num_samples
 from savg.data.stereo import mid_side_gains
 from savg.tokenizers.audio_codec import AudioCodec, AudioCodecConfig, num_parameters, preset
@@ -370,20 +371,14 @@ def test_train_two_processes(dataset, tmp_path):
 def test_bench_training_row_is_a_share_of_the_measured_peak():
     """The real trainer (tiny preset, 3 steps) on a tiny procedural dataset: its speed is a share of the matmul
     peak measured in the same run, so it lies in (0, 1]."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("bench_audio_codec", ROOT / "bench" / "audio_codec.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("audio_codec")
     row = bench.training_row("tiny", steps=3, threads=1)
     assert row["train_audio_s_per_s"] > 0 and 0 < row["train_share_of_peak"] <= 1
     assert row["peak_tflops_measured"] > 0 and row["threads"] == 1 and row["dtype"] in ("float32", "bfloat16")
 
 
 def test_bench_json(tmp_path, capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("bench_audio_codec", ROOT / "bench" / "audio_codec.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("audio_codec")
     x = panned_tones(1, SR)[0].numpy()
     back = bench.opus_roundtrip(x, SR, 12)
     assert back.shape == x.shape and si_sdr_db(x, back) > 5

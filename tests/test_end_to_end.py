@@ -3,18 +3,17 @@ sampler, the FVD / FAD features (also the memorisation check's), the SELD and th
 elsewhere; Temporal AV-Align runs for real: about a second here); every row's keys in the JSON line, its files, and
 the true half each conditioned row keeps."""
 from types import SimpleNamespace
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import load_bench
 from savg.data.clip_io import read_clip, write_clip
 from test_generate import quick_sample, world  # noqa: F401 (a fixture)
 from test_token_cache import _clip
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "end_to_end.py"
 
 
 def _video_feats(v):  # uint8 [B, 20, H, W, 3] -> [B, 6], from a sparse grid of pixels (cheap)
@@ -62,9 +61,7 @@ def bench_run(world, tmp_path_factory):  # noqa: F811
     import savg.eval.evaluate
     mp.setattr(savg.eval.evaluate, "load_extractors", lambda *a: EXTRACTORS)
     stand_ins(mp, quick_sample)
-    spec = importlib.util.spec_from_file_location("bench_end_to_end", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("end_to_end")
     import contextlib
     import io
     printed = io.StringIO()

@@ -1,19 +1,17 @@
 """bench/sampling_sweep.py at toy size: test_generate's tiny tokenizers and LM, a stand-in sampler that records the
 settings it is given, and test_end_to_end's stand-in SELD and detector rows (Temporal AV-Align runs for real)."""
 import contextlib
-import importlib.util
 import io
 import json
-from pathlib import Path
 
 import pytest
 
+from conftest import load_bench
 from savg.data.clip_io import write_clip
 from test_end_to_end import stand_ins
 from test_generate import quick_sample, world  # noqa: F401 (a fixture)
 from test_token_cache import _clip
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "sampling_sweep.py"
 
 
 def run_bench(monkeypatch, *args):
@@ -24,9 +22,7 @@ def run_bench(monkeypatch, *args):
         return quick_sample(model, layout, seeds, prompt, given)
 
     stand_ins(monkeypatch, spy)
-    spec = importlib.util.spec_from_file_location("bench_sampling_sweep", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("sampling_sweep")
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         bench.main([str(a) for a in args])
