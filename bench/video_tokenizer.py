@@ -17,6 +17,8 @@ are excluded), mean over frames:
 - H.264 all-intra (h264_intra_*): the same, but every frame an I (IDR) frame (x264 keyint=1, checked on the
   decoded frames), at the lowest CRF whose bits fit the tokenizer's bits per frame ON AVERAGE OVER THE CLIP (one
   CRF per clip, all its bits <= 20 x bits per frame; single frames may be above or below).
+- H.264 with a key frame every G frames (h264_group_*; only for a tokenizer coding groups of G > 1 frames): the
+  same at the same bits per clip, inter frames only inside each group of G, as the tokenizer codes them.
   H.264 bits in both rows are those a decoder needs: the NAL units of one slice per frame (libx264 on one thread,
   so the same on every machine), the parameter sets once per clip; x264's informational SEI (its version and
   options, about 600 bytes) and repeated identical parameter sets are dropped, and the decoded pictures are
@@ -38,6 +40,7 @@ are excluded), mean over frames:
   measured in the same run (bench/trainer_speed.py).
 The last line is JSON: psnr_db, ssim, codebook_usage, bits_per_frame, bits_per_clip, h264_psnr_db, h264_ssim,
 h264_bits_per_clip (mean used), h264_intra_psnr_db, h264_intra_ssim, h264_intra_bits_per_frame (mean used),
+frames_per_group, with G > 1 h264_group_psnr_db, h264_group_ssim, h264_group_bits_per_clip,
 detector_recall_orig, detector_recall_recon, detector_recall_ratio, hog_recall_orig, hog_recall_recon,
 hog_recall_ratio, hog_every, encode_fps, decode_fps, and with --train-steps train_fps, train_share_of_peak,
 peak_tflops_measured, dtype, threads, cpu_capability, and beside. With --no-h264 the h264_* values are null.
@@ -110,14 +113,15 @@ def needed_bytes(packets: list) -> list:
     return out
 
 
-def h264(pictures: np.ndarray, crf: int, intra: bool = False) -> tuple:
-    """Encode pictures uint8 [T, 144, 256, 3] with libx264 at `crf` (intra: every frame an IDR frame):
-    (bits a decoder needs, the pictures decoded from exactly those bits)."""
+def h264(pictures: np.ndarray, crf: int, keyint: int = 0) -> tuple:
+    """Encode pictures uint8 [T, 144, 256, 3] with libx264 at `crf`, a key (IDR) frame every `keyint` frames
+    (1: all-intra; 0: x264's default GOP): (bits a decoder needs, the pictures decoded from exactly those bits)."""
     enc = av.CodecContext.create("libx264", "w")
     enc.width, enc.height, enc.pix_fmt = PICTURE_WIDTH, PICTURE_HEIGHT, "yuv420p"
     enc.time_base, enc.framerate = Fraction(1, FPS), Fraction(FPS)
     enc.thread_count = 1  # one slice per frame: the same bits on any machine (sliced threads add slice headers)
-    enc.options = {"crf": str(crf), **({"x264-params": "keyint=1:min-keyint=1:scenecut=0"} if intra else {})}
+    gop = {"x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0"} if keyint else {}
+    enc.options = {"crf": str(crf), **gop}
     packets = []
     for k, img in enumerate(pictures):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
@@ -129,23 +133,25 @@ def h264(pictures: np.ndarray, crf: int, intra: bool = False) -> tuple:
     frames = [f for d in data for f in dec.decode(av.Packet(d))] + list(dec.decode(None))
     if len(frames) != len(pictures):
         raise RuntimeError(f"H.264 gave {len(frames)} frames for {len(pictures)}")
-    if intra and not all(f.key_frame and f.pict_type == av.video.frame.PictureType.I for f in frames):
+    if keyint and not all(f.key_frame and f.pict_type == av.video.frame.PictureType.I for f in frames[::keyint]):
+        raise RuntimeError(f"libx264 did not make a key frame every {keyint} frames")
+    if keyint == 1 and not all(f.key_frame for f in frames):
         raise RuntimeError("libx264 made inter frames in the all-intra stream")
     return 8 * sum(len(d) for d in data), np.stack([f.to_ndarray(format="rgb24") for f in frames])
 
 
-def h264_at_bits(pictures: np.ndarray, budget: float, intra: bool = False) -> tuple:
+def h264_at_bits(pictures: np.ndarray, budget: float, keyint: int = 0) -> tuple:
     """(bits, crf, decoded) of the lowest CRF in 0..51 whose bits fit `budget` (51 if none does)."""
     lo, hi, best = 0, 51, None
     while lo <= hi:  # bits fall as CRF rises
         crf = (lo + hi) // 2
-        bits, dec = h264(pictures, crf, intra)
+        bits, dec = h264(pictures, crf, keyint)
         if bits <= budget:
             best, hi = (bits, crf, dec), crf - 1
         else:
             lo = crf + 1
     if best is None:
-        bits, dec = h264(pictures, 51, intra)
+        bits, dec = h264(pictures, 51, keyint)
         best = (bits, 51, dec)
     return best
 
@@ -214,7 +220,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0, help="torch and OpenCV threads (0: the available cores)")
     ap.add_argument("--detector", default="tiny", help="person detector of the detector_recall_* row: tiny[:FOLDER], hog or yolox_tiny:PATH")
     ap.add_argument("--hog-every", type=int, default=2, help="run the HOG detector on one frame in N only (it is slow); 0: no HOG row")
-    ap.add_argument("--no-h264", action="store_true", help="skip both H.264 rows (fast sweeps over tokenizers)")
+    ap.add_argument("--no-h264", action="store_true", help="skip the H.264 rows (fast sweeps over tokenizers)")
     ap.add_argument("--beside", nargs="+", action="extend", default=[], metavar="[NAME=]FOLDER",
                     help="further tokenizers measured on the same clips (picture and person-recall rows; no H.264)")
     ap.add_argument("--train-preset", default="small", help="preset whose training speed is measured")
@@ -248,21 +254,25 @@ def main(argv=None):
     result = {k: v for k, v in rows["model"].items() if k not in ("encode_fps", "decode_fps")}
     bits_per_frame, bits_per_clip = result["bits_per_frame"], result["bits_per_clip"]
 
-    for intra in (False, True) if not args.no_h264 else ():
-        t, name = time.perf_counter(), "h264_intra" if intra else "h264"
+    group = getattr(getattr(models["model"], "config", None), "frames_per_group", 1)
+    modes = [("h264", 0, "with inter frames"), ("h264_intra", 1, "all-intra")]
+    modes += [("h264_group", group, f"a key frame every {group} frames")] if group > 1 else []
+    for name, keyint, what in modes if not args.no_h264 else ():
+        t = time.perf_counter()
         bits, crfs, psnrs, ssims = [], [], [], []
         for clip in clips:
-            b, crf, dec = h264_at_bits(clip, bits_per_clip, intra)
+            b, crf, dec = h264_at_bits(clip, bits_per_clip, keyint)
             bits.append(b), crfs.append(crf), psnrs.append(psnr_db(clip, dec)), ssims.append(ssim(clip, dec))
         over = sum(b > bits_per_clip for b in bits)
-        print(f"H.264 {'all-intra' if intra else 'with inter frames'}: mean {np.mean(bits):.0f} bits per clip "
+        print(f"H.264 {what}: mean {np.mean(bits):.0f} bits per clip "
               f"({np.mean(bits) / NUM_FRAMES:.0f} per frame; budget {bits_per_clip:.0f}, {bits_per_frame:.0f}), "
               f"CRF {min(crfs)}..{max(crfs)}, {over} clips over budget at CRF 51; {time.perf_counter() - t:.0f} s")
         result.update({f"{name}_psnr_db": float(torch.cat(psnrs).mean()), f"{name}_ssim": float(torch.cat(ssims).mean())})
-        result.update({"h264_intra_bits_per_frame": float(np.mean(bits)) / NUM_FRAMES} if intra else
-                      {"h264_bits_per_clip": float(np.mean(bits))})
+        result.update({"h264_intra_bits_per_frame": float(np.mean(bits)) / NUM_FRAMES} if keyint == 1 else
+                      {f"{name}_bits_per_clip": float(np.mean(bits))})
     for key in ("h264_psnr_db", "h264_ssim", "h264_bits_per_clip", "h264_intra_psnr_db", "h264_intra_ssim", "h264_intra_bits_per_frame"):
         result.setdefault(key, None)
+    result["frames_per_group"] = group
 
     for name, make, every in (("detector", lambda: get_detector(args.detector), 1), ("hog", HogDetector, args.hog_every)):
         for row in rows.values():
@@ -303,9 +313,11 @@ def training_row(preset_name: str, steps: int, threads: int) -> dict:
     """Training frames/s of scripts/train_video_tokenizer.py beside their share of the measured peak (printed)."""
     from trainer_speed import training_row as timed  # bench/ helper (on sys.path: see below)
 
+    g = preset(preset_name).frames_per_group  # a training item is one group of g frames
     row = timed("train_video_tokenizer.py", preset_name, steps, threads, VideoTokenizer(preset(preset_name)),
-                torch.zeros(1, 3, PICTURE_HEIGHT, PICTURE_WIDTH), "frames")
-    return {"train_fps": row.pop("train_items_per_s"), "train_gflop_per_frame": row.pop("train_gflop_per_item"), **row}
+                torch.zeros(1, 3 * g, PICTURE_HEIGHT, PICTURE_WIDTH), "groups" if g > 1 else "frames")
+    return {"train_fps": row.pop("train_items_per_s") * g, "train_gflop_per_frame": row.pop("train_gflop_per_item") / g,
+            **row}
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/trainer_speed.py, also when loaded by path (tests)

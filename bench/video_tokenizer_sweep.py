@@ -3,9 +3,10 @@
     python bench/video_tokenizer_sweep.py [--work DIR] [--budget-tflop 15] [--only fsq16,vq16] [--threads 2]
 
 Each candidate (CANDIDATES: downsampling 16x or 8x, quantizer VQ / FSQ / LFQ, codebook size, width, a loss
-weight on people, the old full-resolution design) trains with scripts/train_video_tokenizer.py for the same
-budget of training FLOPs (forward + backward counted by torch for one frame, times frames seen: steps =
-budget / (FLOPs per frame x batch)), on the same procedural data (seed 0; --dev-clips dev clips, --eval-clips
+weight on people, the old full-resolution design, groups of 4 frames coded together at 8x) trains with
+scripts/train_video_tokenizer.py for the same budget of training FLOPs (forward + backward counted by torch for
+one frame, times frames seen: steps = budget / (FLOPs per frame x --batch frames per step); grouped candidates
+take --batch / 4 groups of 4 frames), on the same procedural data (seed 0; --dev-clips dev clips, --eval-clips
 eval clips, made in WORK/data when absent), same seed, batch, learning rate and schedule. Then, on the first
 --measure-clips eval clips: PSNR and SSIM over the picture, codebook usage, bits per frame, the shipped person detector's recall
 of the true person boxes (IoU >= 0.3) on the reconstructions against the originals, encode / decode frames/s,
@@ -55,6 +56,8 @@ CANDIDATES = {
     "fsq16_people": ("small", P4_16 + FSQ_1K, ["--person-weight", "4"]),  # loss x5 inside person boxes
     "fsq16_gan": ("small", P4_16 + FSQ_1K, ["--adv-start", "HALF"]),  # PatchGAN (hinge, adaptive weight) from mid-run
     "fsq8": ("small", P4_8 + FSQ_1K, []),
+    "fsq8_g4": ("small_g4", [], []),  # groups of 4 frames at 8x, dealt out as 9 x 16 codes per frame
+    "fsq8_g4_wide": ("small_g4", ["base_channels=48"], []),
 }
 
 
@@ -77,11 +80,13 @@ def train(name: str, data: Path, run: Path, budget: float, args) -> dict:
     """Train candidate `name` for `budget` FLOPs into `run` (resumes); {"steps", "gflop_per_frame", "train_fps"}."""
     preset_name, sets, extra = CANDIDATES[name]
     cfg = config_of(name)
-    per_frame = training_flops(VideoTokenizer(cfg), torch.zeros(1, 3, PICTURE_HEIGHT, PICTURE_WIDTH))
-    steps = max(int(budget / (per_frame * args.batch)), 1)
+    g = cfg.frames_per_group  # frames per training item
+    per_frame = training_flops(VideoTokenizer(cfg), torch.zeros(1, 3 * g, PICTURE_HEIGHT, PICTURE_WIDTH)) / g
+    items = max(args.batch // g, 1)  # frames, or groups of g frames, per step
+    steps = max(int(budget / (per_frame * g * items)), 1)
     extra = [str(steps // 2) if a == "HALF" else a for a in extra]
     cmd = [sys.executable, str(ROOT / "scripts" / "train_video_tokenizer.py"), "--data", str(data), "--out", str(run),
-           "--preset", preset_name, "--steps", str(steps), "--batch", str(args.batch), "--lr", str(args.lr),
+           "--preset", preset_name, "--steps", str(steps), "--batch", str(items), "--lr", str(args.lr),
            "--warmup", str(min(100, steps // 10)), "--eval-every", str(steps), "--eval-clips", "1", "--ckpt-every", "50",
            "--log-every", "10", "--threads", str(args.threads), "--seed", "0", "--no-progress", *extra]
     if sets:
@@ -89,14 +94,15 @@ def train(name: str, data: Path, run: Path, budget: float, args) -> dict:
     log = run / "sweep.log"
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "model").is_dir() or json.loads((run / "model" / "config.json").read_text())["meta"]["step"] < steps:
-        print(f"{name}: {steps} steps of {args.batch} frames ({per_frame / 1e9:.1f} GFLOP per frame), log {log}", flush=True)
+        print(f"{name}: {steps} steps of {items * g} frames ({per_frame / 1e9:.1f} GFLOP per frame), log {log}", flush=True)
         with open(log, "a") as f:
             r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
         if r.returncode:
             sys.exit(f"{name}: training failed, see {log}")
     rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     s_per_step = float(np.median([row["s_per_step"] for row in rows[1:]] or [rows[0]["s_per_step"]]))
-    return {"steps": steps, "gflop_per_frame": per_frame / 1e9, "train_fps": args.batch / s_per_step}
+    return {"steps": steps, "frames_seen": steps * items * g, "gflop_per_frame": per_frame / 1e9,
+            "train_fps": items * g / s_per_step}
 
 
 @torch.no_grad()
@@ -128,7 +134,7 @@ def main(argv=None):
     ap.add_argument("--eval-clips", type=int, default=32, help="eval clips of the made dataset")
     ap.add_argument("--measure-clips", type=int, default=16, help="eval clips measured (the first N)")
     ap.add_argument("--budget-tflop", type=float, default=10.0, help="training FLOPs per candidate, TFLOP")
-    ap.add_argument("--batch", type=int, default=4, help="frames per step")
+    ap.add_argument("--batch", type=int, default=4, help="frames per step (grouped candidates: batch / 4 groups)")
     ap.add_argument("--lr", type=float, default=4e-4, help="peak learning rate")
     ap.add_argument("--only", default=",".join(CANDIDATES), help="comma-separated candidates: " + ", ".join(CANDIDATES))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the available cores)")
@@ -156,7 +162,7 @@ def main(argv=None):
         rows[name] = row
         print(f"{name:14s} grid {row['grid'][0]}x{row['grid'][1]} {row['bits_per_frame']:6.0f} bits/frame  "
               f"PSNR {row['psnr_db']:.2f} dB  SSIM {row['ssim']:.3f}  usage {row['codebook_usage']:.3f}  "
-              f"recall ratio {row['detector_recall_ratio']:.3f}  {row['steps']} steps x {args.batch}  "
+              f"recall ratio {row['detector_recall_ratio']:.3f}  {row['frames_seen']} frames seen  "
               f"{row['gflop_per_frame']:.1f} GFLOP/frame  train {row['train_fps']:.2f} fps  "
               f"enc {row['encode_fps']:.0f} dec {row['decode_fps']:.0f} fps  LM {row['lm_tokens_per_clip']} tokens/clip", flush=True)
     result = {"budget_tflop": args.budget_tflop, "detector_recall_orig": found_orig, "rows": rows,

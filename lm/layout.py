@@ -4,7 +4,9 @@ Sequence, for frames t = 0 .. NUM_FRAMES-1 (20 frames at FPS = 4):
 
     BOS, [FRAME, video codes of frame t (rows x cols, row-major), audio codes of the same 1/FPS s], ..., EOS
 
-The audio of one video frame is A = R / FPS codec frames (R = codec frame rate, Hz) of K residual levels,
+Frame t's video codes are what the video tokenizer gives for frame t (savg.tokenizers.interface); a tokenizer that
+codes 4 frames together deals each frame an interleaved quarter of the group's finer grid, so the layout is the
+same. The audio of one video frame is A = R / FPS codec frames (R = codec frame rate, Hz) of K residual levels,
 flattened frame by frame, coarse level first. A clip therefore has
 
     seq_len = 2 + NUM_FRAMES * (1 + rows * cols + A * K) tokens  (R = 40 Hz, 9 x 16 grid: K = 4 gives 3702, the

@@ -76,9 +76,9 @@ row() {  # row NAME TINY CPU GPU: NAME = the value in --size's column, unless NA
     local col; case $SIZE in tiny) col=1;; cpu) col=2;; gpu) col=3;; esac
     [[ -n ${!name:-} ]] || printf -v "$name" '%s' "${!col}"
 }
-# The sizes. cpu is the shipped default's (the cards' commands: the video tokenizer 30 min on 2 cores, the audio codec
+# The sizes. cpu is the shipped default's (the cards' commands: the video tokenizer 1.6 h on 2 cores, the audio codec
 # 55 min on 1 core, when --train-tokenizers), gpu's language model is the H100 run of checkpoints/lm/CARD.md; gpu's
-# tokenizer lengths are ours, not yet measured (8x the CPU run's frames for the video tokenizer). -: the script's own
+# tokenizer lengths are ours, not yet measured (4x the CPU run's frames for the video tokenizer). -: the script's own
 # choice. Steps count optimizer steps; batches are per process.
 #   setting         tiny    cpu       gpu
 row SYN_DEV         4       1536      1536     # procedural dev clips (without --data): 3072 rows with their mirrors
@@ -88,11 +88,12 @@ row GPUS            0       0         1        # GPUs of this node (N > 1: torch
 row READ_THREADS    1       2         8        # threads decoding clips (the trainers' caches, tokenization)
 row WARMUP          1       100       100      # tokenizers' linear warm-up steps, then a cosine to lr x 0.1
 row CKPT_EVERY      2       100       100      # tokenizers' steps between checkpoints
-row VT_PRESET       tiny    small     small    # video tokenizer (tokenizers/video_tokenizer.py)
-row VT_STEPS        4       1500      6000     #   steps of VT_BATCH frames (lr 4e-4, person weight 4 with boxes)
-row VT_BATCH        2       8         16
-row VT_EVAL_EVERY   4       500       500      #   held-out PSNR/SSIM/usage on 8 eval clips
-row VT_DEC_STEPS    2       1200      2000     #   then its decoder alone, adversarially (--tune decoder, lr 1e-4; 0: not)
+row VT_PRESET       tiny_g4 small_g4  small_g4 # video tokenizer (tokenizers/video_tokenizer.py): groups of 4 frames
+row VT_STEPS        4       8000      16000    #   steps of VT_BATCH groups (lr 4e-4, person weight 4 with boxes)
+row VT_BATCH        1       2         4        #   groups of 4 frames per step
+row VT_ADV_START    -1      7000      14000    #   PatchGAN from this step on (adaptive weight x 0.3; -1: never)
+row VT_EVAL_EVERY   4       1000      1000     #   held-out PSNR/SSIM/usage on 8 eval clips
+row VT_DEC_STEPS    2       0         0        #   then its decoder alone, adversarially (--tune decoder, lr 1e-4; 0: not)
 row CODEC_PRESET    tiny    small     small    # audio codec (tokenizers/audio_codec.py)
 row CODEC_STEPS     4       5000      5000     #   steps of CODEC_BATCH 1 s segments (lr 1e-3)
 row CODEC_BATCH     2       16        16
@@ -169,6 +170,7 @@ else
     PERSON=4; [[ -d $DATA/boxes_dev ]] || { PERSON=0; echo "no $DATA/boxes_dev (person boxes): video tokenizer without --person-weight"; }
     step 2-video-tokenizer launch "$REPO/scripts/train_video_tokenizer.py" --data "$DATA" --out "$WORK/video_tokenizer" \
         --preset "$VT_PRESET" --person-weight $PERSON --steps "$VT_STEPS" --batch "$VT_BATCH" --lr 4e-4 --warmup "$WARMUP" \
+        --adv-start "$VT_ADV_START" --adv-weight 0.3 \
         --eval-every "$VT_EVAL_EVERY" --eval-clips 8 --ckpt-every "$CKPT_EVERY" --log-every 25 --cache "$WORK/video_cache" \
         --read-threads "$READ_THREADS" --threads "$THREADS" --seed 0 --no-progress
     VT_RUN=$WORK/video_tokenizer

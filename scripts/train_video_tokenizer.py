@@ -1,4 +1,5 @@
 """Train the video tokenizer (VQ-GAN, 144 codes per frame) on a dataset in the SVGSA24 layout (e.g. the procedural one).
+--batch counts frames, or groups of frames for a preset that codes groups (small_g4: 4 frames a group).
 
     python scripts/train_video_tokenizer.py --data DIR --preset small --out DIR [--steps 3000] [--batch 4]
     python scripts/train_video_tokenizer.py ... --set quantizer=fsq codebook_size=1000 patch_size=4   # any config field
@@ -9,7 +10,8 @@
 Frame cache: the first run decodes every clip once (PyAV) into DATA/video_cache/{split}.npy, the pictures only,
 uint8 [clips, 20, 144, 256, 3], with a .json of the clips it holds and those it skipped as unreadable (reported);
 later runs memory-map it (`--cache DIR` moves it).
-Training: random frames of random dev clips, mirrored left-right half the time (a clip's spatial meaning is kept
+Training: random frames (groups of frames_per_group consecutive frames, aligned with the clip's start) of random
+dev clips, `--batch` of them per step, mirrored left-right half the time (a clip's spatial meaning is kept
 when audio is mirrored with it: channels swapped, see `Clip.mirrored`); losses l1 + l2 reconstruction (weighted
 1 + --person-weight inside people's boxes when set), the quantizer's auxiliary loss (VQ commitment; LFQ: plus
 entropy; FSQ: none), optional perceptual loss from a local TorchScript file (`--perceptual PATH`), and from
@@ -40,7 +42,7 @@ from savg.data.svgsa24 import list_split
 from savg.data.synthetic.dataset import boxes_path
 from savg.tokenizers.video_losses import (PatchDiscriminator, PerceptualLoss, adaptive_weight, code_stats, d_hinge_loss,
                                           g_loss, psnr_db, ssim)
-from savg.tokenizers.video_tokenizer import PRESETS, VideoTokenizer, VideoTokenizerConfig, preset, to_model
+from savg.tokenizers.video_tokenizer import PRESETS, VideoTokenizer, VideoTokenizerConfig, preset, to_groups, to_model
 
 LOSS_WEIGHTS = dict(l1=1.0, l2=1.0, commit=1.0, perceptual=0.1, adv=0.1)
 
@@ -53,25 +55,28 @@ def frame_cache(data_dir, split: str, cache_dir=None, show: bool = True, threads
                          lambda e: picture(read_clip(e.video).video), threads, show)
 
 
-def draw(clips: int, frames: int, batch: int, rng: np.random.Generator) -> tuple:
-    """(clip, frame, mirrored) int/int/bool arrays [batch]: random frames of random clips (of `clips` clips of
-    `frames` frames), mirrored left-right half the time."""
-    return rng.integers(0, clips, batch), rng.integers(0, frames, batch), rng.random(batch) < 0.5
+def draw(clips: int, frames: int, batch: int, rng: np.random.Generator, group: int = 1) -> tuple:
+    """(clip, first frame, mirrored) int/int/bool arrays [batch]: random groups of `group` consecutive frames
+    (aligned with the clip's start, as the tokenizer codes a clip) of random clips (of `clips` clips of `frames`
+    frames), mirrored left-right half the time."""
+    return rng.integers(0, clips, batch), rng.integers(0, frames // group, batch) * group, rng.random(batch) < 0.5
 
 
-def sample_batch(pictures, batch: int, rng: np.random.Generator, drawn: tuple = None) -> torch.Tensor:
-    """[batch, 3, 144, 256] float in [-1, 1] on the pictures' device: the frames `drawn` (default draw(...)).
-    pictures: uint8 [clips, 20, 144, 256, 3], numpy (memory-mapped) or a torch tensor (e.g. held on the GPU); the
-    same draws give the same batch either way."""
-    clips, frames, flip = drawn if drawn is not None else draw(*pictures.shape[:2], batch, rng)
+def sample_batch(pictures, batch: int, rng: np.random.Generator, drawn: tuple = None, group: int = 1) -> torch.Tensor:
+    """[batch, 3 group, 144, 256] float in [-1, 1] on the pictures' device: the groups `drawn` (default draw(...)),
+    frame-major on the channel axis. pictures: uint8 [clips, 20, 144, 256, 3], numpy (memory-mapped) or a torch
+    tensor (e.g. held on the GPU); the same draws give the same batch either way."""
+    clips, first, flip = drawn if drawn is not None else draw(*pictures.shape[:2], batch, rng, group)
+    frames = np.asarray(first)[:, None] + np.arange(group)  # [batch, group]
     if torch.is_tensor(pictures):
         dev = pictures.device
-        x = pictures[torch.as_tensor(clips, device=dev), torch.as_tensor(frames, device=dev)]
-        x = torch.where(torch.as_tensor(flip, device=dev)[:, None, None, None], x.flip(2), x)
-        return to_model(x)
-    x = np.stack([pictures[c, f] for c, f in zip(clips, frames)])
-    x[flip] = x[flip, :, ::-1]
-    return to_model(torch.from_numpy(np.ascontiguousarray(x)))
+        x = pictures[torch.as_tensor(clips, device=dev)[:, None], torch.as_tensor(frames, device=dev)]
+        x = torch.where(torch.as_tensor(flip, device=dev)[:, None, None, None, None], x.flip(3), x)
+    else:
+        x = np.stack([pictures[c, f] for c, f in zip(clips, frames)])  # [batch, group, 144, 256, 3]
+        x[flip] = x[flip, :, :, ::-1]
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    return to_groups(to_model(x.reshape(-1, *x.shape[2:])), group)
 
 
 def person_boxes(data_dir, split: str, ids: list) -> list:
@@ -90,18 +95,19 @@ def person_boxes(data_dir, split: str, ids: list) -> list:
     return out
 
 
-def person_weights(boxes: list, drawn: tuple, weight: float) -> torch.Tensor:
-    """Loss weights [batch, 1, 144, 256] of the frames `drawn`: 1 + weight inside a person's box (mirrored with its
-    frame), 1 elsewhere; normalised to mean 1 per frame so the loss scale stays that of the plain loss."""
-    clips, frames, flip = drawn
-    w = torch.ones(len(clips), 1, PICTURE_HEIGHT, PICTURE_WIDTH)
-    for i, (c, f, m) in enumerate(zip(clips, frames, flip)):
-        for x0, y0, x1, y1 in boxes[c][f]:
-            if m:
-                x0, x1 = PICTURE_WIDTH - x1, PICTURE_WIDTH - x0
-            r0, r1 = max(int(y0), 0), min(int(math.ceil(y1)), PICTURE_HEIGHT)
-            c0, c1 = max(int(x0), 0), min(int(math.ceil(x1)), PICTURE_WIDTH)
-            w[i, 0, r0:r1, c0:c1] = 1 + weight
+def person_weights(boxes: list, drawn: tuple, weight: float, group: int = 1) -> torch.Tensor:
+    """Loss weights [batch, group, 144, 256] of the groups `drawn`: 1 + weight inside a person's box (mirrored with
+    its frame), 1 elsewhere; normalised to mean 1 per frame so the loss scale stays that of the plain loss."""
+    clips, first, flip = drawn
+    w = torch.ones(len(clips), group, PICTURE_HEIGHT, PICTURE_WIDTH)
+    for i, (c, f0, m) in enumerate(zip(clips, first, flip)):
+        for k in range(group):
+            for x0, y0, x1, y1 in boxes[c][f0 + k]:
+                if m:
+                    x0, x1 = PICTURE_WIDTH - x1, PICTURE_WIDTH - x0
+                r0, r1 = max(int(y0), 0), min(int(math.ceil(y1)), PICTURE_HEIGHT)
+                c0, c1 = max(int(x0), 0), min(int(math.ceil(x1)), PICTURE_WIDTH)
+                w[i, k, r0:r1, c0:c1] = 1 + weight
     return w / w.mean(dim=(2, 3), keepdim=True)
 
 
@@ -114,7 +120,8 @@ def grid(ref: np.ndarray, est: np.ndarray, cols: int = 4) -> np.ndarray:
 # ---- evaluation -----------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(model: VideoTokenizer, pictures: np.ndarray, batch: int = 20) -> tuple:
-    """Held-out metrics of `model` on pictures uint8 [n, 144, 256, 3]: (dict, reconstructed pictures [n, ...])."""
+    """Held-out metrics of `model` on pictures uint8 [n, 144, 256, 3] (whole clips, one after the other): (dict,
+    reconstructed pictures [n, ...])."""
     codes = model.encode(pictures, batch_size=batch)
     est = picture(model.decode(codes, batch_size=batch).cpu().numpy())
     metrics = {"psnr_db": float(psnr_db(pictures, est).mean()), "ssim": float(ssim(pictures, est).mean()),
@@ -172,26 +179,29 @@ def main(argv=None):
             train_pics = torch.from_numpy(np.ascontiguousarray(train_pics)).to(t.device)
 
     model = VideoTokenizer(cfg).to(t.device)
+    group = cfg.frames_per_group
     disc = PatchDiscriminator(args.disc_filters).to(t.device)
     opt_g = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.8, 0.99))
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.8, 0.99))
     perceptual = PerceptualLoss(args.perceptual).to(t.device) if args.perceptual else None
     weights = {**LOSS_WEIGHTS, "l1": args.l1, "l2": args.l2, "adv": args.adv_weight}
     t.attach(model, disc, opt_g, opt_d, lambda real, fake: d_hinge_loss(real.float(), fake.float()),
-             init=lambda rng: model.init_codebook(sample_batch(train_pics, args.init_frames, rng).to(t.device), args.batch))
+             init=lambda rng: model.init_codebook(sample_batch(train_pics, -(-args.init_frames // group), rng,
+                                                               group=group).to(t.device), args.batch))
     boxes = person_boxes(args.data, "dev", train_ids) if args.person_weight > 0 else None
     eval_frames = held[0][:args.eval_clips].reshape(-1, PICTURE_HEIGHT, PICTURE_WIDTH, 3) if held else None
     seen = {}  # the last batch's codes, for the logged perplexity
 
     def forward(adversarial: bool):
-        drawn = draw(*train_pics.shape[:2], args.batch, t.rng)
-        x = sample_batch(train_pics, args.batch, t.rng, drawn).to(t.device)
+        drawn = draw(*train_pics.shape[:2], args.batch, t.rng, group)
+        x = sample_batch(train_pics, args.batch, t.rng, drawn, group).to(t.device)
         with t.autocast():
             y, codes, commit = t.gen(x)
         y, seen["codes"] = y.float(), codes
         err = y - x
         if boxes is not None:
-            err = err * person_weights(boxes, drawn, args.person_weight).to(t.device).sqrt()
+            w = person_weights(boxes, drawn, args.person_weight, group).to(t.device).sqrt()  # [B, G, H, W]
+            err = (err.unflatten(1, (group, 3)) * w[:, :, None]).flatten(1, 2)
         losses = {"l1": err.abs().mean(), "l2": err.square().mean(), "commit": commit}
         if perceptual is not None:
             losses["perceptual"] = perceptual(y, x)

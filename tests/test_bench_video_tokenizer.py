@@ -1,4 +1,5 @@
-"""bench/video_tokenizer.py at tiny size: H.264 bit accounting (inter and all-intra), person recall, the JSON line."""
+"""bench/video_tokenizer.py at tiny size: H.264 bit accounting (inter, all-intra, key frame every 4), person recall,
+the JSON line."""
 import json
 import math
 
@@ -36,11 +37,13 @@ def test_needed_bytes_drop_sei_and_repeated_parameter_sets(bench):
 def test_h264_rows_fit_the_budget(bench, dataset):
     clip = picture(read_clip(list_split(dataset, "eval")[0].video).video)
     budget = NUM_FRAMES * 4000.0  # bits per clip: both modes fit below CRF 51
-    bits, crf, dec = bench.h264_at_bits(clip, budget, intra=True)  # h264() refuses a stream with inter frames
+    bits, crf, dec = bench.h264_at_bits(clip, budget, keyint=1)  # h264() checks the key frames it asked for
     inter_bits, inter_crf, inter_dec = bench.h264_at_bits(clip, budget)
-    assert 0 < bits <= budget and 0 < inter_bits <= budget and dec.shape == inter_dec.shape == clip.shape
-    assert inter_crf < crf < 51  # inter frames buy quality at the same bits on near-static clips
-    assert bench.h264(clip, crf - 1, intra=True)[0] > budget  # the search took the lowest CRF that fits
+    group_bits, group_crf, _ = bench.h264_at_bits(clip, budget, keyint=4)
+    assert 0 < bits <= budget and 0 < inter_bits <= budget and 0 < group_bits <= budget
+    assert dec.shape == inter_dec.shape == clip.shape
+    assert inter_crf <= group_crf < crf < 51  # inter frames buy quality at the same bits on near-static clips
+    assert bench.h264(clip, crf - 1, keyint=1)[0] > budget  # the search took the lowest CRF that fits
 
 
 def test_recall_of_the_true_boxes_is_one(bench, dataset):
@@ -65,8 +68,8 @@ def test_recall_of_the_true_boxes_is_one(bench, dataset):
 
 def test_bench_json(bench, dataset, tmp_path, capsys):
     torch.manual_seed(0)
-    model = VideoTokenizer(preset("tiny")).eval()  # untrained: its reconstructions hide the people
-    model.save_pretrained(tmp_path / "vt")
+    model = VideoTokenizer(preset("tiny_g4")).eval()  # untrained: its reconstructions hide the people
+    model.save_pretrained(tmp_path / "vt")  # it codes groups of 4 frames: the bench adds H.264 with 4-frame GOPs
     torch.manual_seed(1)
     VideoTokenizer(preset("tiny")).save_pretrained(tmp_path / "other")
     bench.main(["--data", str(dataset), "--model", str(tmp_path / "vt"), "--clips", "1", "--threads", "1",
@@ -77,6 +80,8 @@ def test_bench_json(bench, dataset, tmp_path, capsys):
     assert 0 <= r["codebook_usage"] <= 1 and -1 <= r["ssim"] <= 1 and r["psnr_db"] > 0
     assert 0 < r["h264_bits_per_clip"] <= r["bits_per_clip"] and r["h264_psnr_db"] > r["psnr_db"]
     assert r["h264_intra_bits_per_frame"] > 0 and r["h264_intra_psnr_db"] > 0 and -1 <= r["h264_intra_ssim"] <= 1
+    assert r["frames_per_group"] == 4 and 0 < r["h264_group_bits_per_clip"] <= r["bits_per_clip"]
+    assert r["h264_intra_psnr_db"] <= r["h264_group_psnr_db"] <= r["h264_psnr_db"] + 0.5
     for name in ("detector", "hog"):
         orig, recon = r[f"{name}_recall_orig"], r[f"{name}_recall_recon"]
         assert 0 <= orig <= 1 and 0 <= recon <= 1

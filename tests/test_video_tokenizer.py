@@ -14,7 +14,8 @@ import torch
 from conftest import make_procedural
 from savg.data.clip_format import FRAME_SIZE, PICTURE_BOTTOM, PICTURE_TOP, letterbox
 from savg.tokenizers.video_losses import code_stats, psnr_db, reconstruction_loss, ssim
-from savg.tokenizers.video_tokenizer import VideoTokenizer, num_parameters, preset, to_model
+from savg.tokenizers.video_tokenizer import (VideoTokenizer, deal_out, gather_in, num_parameters, preset, to_groups,
+                                            to_model)
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = (9, 16)
@@ -260,6 +261,62 @@ def test_decoder_fine_tune_keeps_the_codes(script, dataset, tmp_path):
         train.main(_train_args(dataset, tmp_path / "bad", 1, "--tune", "decoder"))
     with pytest.raises(SystemExit, match="--set"):
         train.main(_train_args(dataset, tmp_path / "bad", 1, *init, "--set", "quantizer=fsq"))
+
+
+def test_groups_of_four_frames_keep_the_grid_and_the_bars(tmp_path):
+    """frames_per_group 4: one 18x32 latent grid per 4 frames, dealt out as 9x16 codes per frame; frames come back
+    with their bars, a group decodes from its own codes only, and a number of frames not a multiple of 4 is refused."""
+    cfg = preset("tiny_g4")
+    assert cfg.grid == GRID and tuple(cfg.latent_grid) == (18, 32) and cfg.spec.bits_per_frame == preset("tiny").spec.bits_per_frame
+    codes = torch.arange(2 * 18 * 32).reshape(2, 18, 32)
+    dealt = deal_out(codes, 2)  # frame 2 a + b of a group: rows 2 i + a, cols 2 j + b
+    assert dealt.shape == (8, 9, 16) and torch.equal(gather_in(dealt, 2), codes)
+    assert dealt[1, 0, 0] == codes[0, 0, 1] and dealt[2, 0, 0] == codes[0, 1, 0] and dealt[4, 0, 0] == codes[1, 0, 0]
+    torch.manual_seed(0)
+    m = VideoTokenizer(cfg).eval()
+    x = frames(8, seed=7)
+    x[:, :PICTURE_TOP] = 200
+    c = m.encode(x, batch_size=3)  # rounded up to whole groups
+    assert c.shape == (8, *GRID) and torch.equal(c, m.encode(x)) and torch.equal(m.encode(x[4:]), c[4:])
+    y = m.decode(c)
+    assert y.shape == (8, FRAME_SIZE, FRAME_SIZE, 3) and y[:, :PICTURE_TOP].eq(0).all() and y[:, PICTURE_BOTTOM:].eq(0).all()
+    assert (m.decode(c[4:]).int() - y[4:].int()).abs().max() <= 1  # alone = in a batch (up to float rounding)
+    assert m.encode(np.stack([x, x])).shape == (2, 8, *GRID)
+    with torch.no_grad():  # forward codes the same groups
+        out, latent, _ = m(to_groups(to_model(torch.from_numpy(x)), 4))
+        assert out.shape == (2, 12, 144, 256) and torch.equal(deal_out(latent, 2), c)
+    for bad in (x[:6], x[:2]):
+        with pytest.raises(ValueError, match="groups of 4"):
+            m.encode(bad)
+    with pytest.raises(ValueError, match="groups of 4"):
+        m.decode(c[:5])
+    with pytest.raises(ValueError, match="a square"):
+        preset("tiny", frames_per_group=2)
+    m.save_pretrained(tmp_path / "g4", dtype=torch.float32)
+    loaded = VideoTokenizer.from_pretrained(tmp_path / "g4")
+    assert torch.equal(loaded.encode(x), c) and torch.equal(loaded.decode(c), y)
+
+
+def test_trainer_runs_groups_of_frames(script, dataset, tmp_path):
+    """The trainer draws groups of 4 consecutive frames aligned with the clip's start, weights people per frame."""
+    train = script("train_video_tokenizer")
+    clips, first, flip = train.draw(3, 20, 64, np.random.default_rng(0), group=4)
+    assert set(first) <= {0, 4, 8, 12, 16}
+    pics = np.random.default_rng(0).integers(0, 256, (2, 8, 144, 256, 3), dtype=np.uint8)
+    drawn = (np.array([1, 0]), np.array([4, 0]), np.array([False, True]))
+    x = train.sample_batch(pics, 2, None, drawn, group=4)
+    assert x.shape == (2, 12, 144, 256)
+    assert torch.equal(x[0, 3:6], to_model(torch.from_numpy(pics[1, 5:6]))[0])  # group frame 1 = clip frame 5
+    assert torch.equal(x[1, 9:12], to_model(torch.from_numpy(pics[0, 3:4].copy()))[0].flip(-1))  # mirrored
+    assert torch.equal(train.sample_batch(torch.from_numpy(pics), 2, None, drawn, group=4), x)
+    boxes = [[np.array([[10.0, 20.0, 30.0, 60.0]], dtype=np.float32) if f == 1 else np.zeros((0, 4), np.float32)
+              for f in range(8)]]
+    w = train.person_weights(boxes, (np.array([0]), np.array([0]), np.array([False])), 3.0, group=4)
+    assert w.shape == (1, 4, 144, 256) and w[0, 1, 40, 20] > w[0, 1, 100, 100] and torch.all(w[0, 0] == 1)
+    out = tmp_path / "g4"
+    train.main(_train_args(dataset, out, 2, "--adv-start", "1", "--person-weight", "4", "--preset", "tiny_g4"))
+    m = VideoTokenizer.from_pretrained(out / "model")
+    assert m.config.frames_per_group == 4 and m.encode(frames(4)).shape == (4, *GRID)
 
 
 def test_batches_from_device_frames_match_host_frames(script):

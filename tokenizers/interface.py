@@ -5,7 +5,8 @@ from their folders by savg.tokenizers.load.
 
 Video: frames uint8 [T, 256, 256, 3] or [B, T, 256, 256, 3] (letterboxed RGB, numpy or torch) <-> codes int64
 [T, rows, cols] or [B, T, rows, cols] on the model's device: one grid of codes per frame, row-major over the
-picture, each in 0 .. codebook_size - 1.
+picture, each in 0 .. codebook_size - 1. A tokenizer may code groups of consecutive frames together (the shipped
+one: 4) and then takes T a multiple of the group; the clip's 20 frames always are.
 Audio: waveform float [2, N] or [B, 2, N] at sample_rate Hz, about [-1, 1] <-> codes int64 [frames, levels] or
 [B, frames, levels], frames = ceil(N / (sample_rate / frame_rate)), the coarse residual level first, each in
 0 .. codebook_size - 1; decode gives float32 [.., 2, frames * sample_rate / frame_rate] (or `length` samples).

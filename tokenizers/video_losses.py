@@ -34,7 +34,8 @@ def reconstruction_loss(x: torch.Tensor, y: torch.Tensor, l1: float = 1.0, l2: f
 # ---- GAN --------------------------------------------------------------------------------------------
 class PatchDiscriminator(nn.Module):
     """PatchGAN: conv4 s2 (no norm), n_layers - 1 more conv4 s2 with GroupNorm, conv4 s1, conv4 s1 -> 1 logit.
-    [B, 3, H, W] -> [B, 1, H', W']; widths ndf, 2 ndf, ... capped at 8 ndf."""
+    [B, 3, H, W] -> [B, 1, H', W']; widths ndf, 2 ndf, ... capped at 8 ndf. Groups of G frames stacked on the
+    channel axis [B, 3 G, H, W] are judged frame by frame -> [B G, 1, H', W']."""
 
     def __init__(self, ndf: int = 64, n_layers: int = 3):
         super().__init__()
@@ -51,7 +52,7 @@ class PatchDiscriminator(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.02)
 
     def forward(self, x):
-        return self.net(x)
+        return self.net(x.reshape(-1, 3, *x.shape[2:]))
 
 
 def d_hinge_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
