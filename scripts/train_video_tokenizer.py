@@ -42,7 +42,8 @@ from savg.data.svgsa24 import list_split
 from savg.data.synthetic.dataset import boxes_path
 from savg.tokenizers.video_losses import (PatchDiscriminator, PerceptualLoss, adaptive_weight, code_stats, d_hinge_loss,
                                           g_loss, psnr_db, ssim)
-from savg.tokenizers.video_tokenizer import PRESETS, VideoTokenizer, VideoTokenizerConfig, preset, to_groups, to_model
+from savg.tokenizers.video_tokenizer import (PRESETS, VideoTokenizer, VideoTokenizerConfig, from_groups, preset, to_groups,
+                                            to_model)
 
 LOSS_WEIGHTS = dict(l1=1.0, l2=1.0, commit=1.0, perceptual=0.1, adv=0.1)
 
@@ -204,7 +205,7 @@ def main(argv=None):
             err = (err.unflatten(1, (group, 3)) * w[:, :, None]).flatten(1, 2)
         losses = {"l1": err.abs().mean(), "l2": err.square().mean(), "commit": commit}
         if perceptual is not None:
-            losses["perceptual"] = perceptual(y, x)
+            losses["perceptual"] = perceptual(from_groups(y, group), from_groups(x, group))  # frame by frame
         nll = sum(weights[k] * v for k, v in losses.items() if k != "commit")
         total = nll + weights["commit"] * commit
         if adversarial:
