@@ -30,8 +30,9 @@
 # Environment: PYTHON (default the repository's .venv/bin/python), WORKERS (make_synthetic.py processes, default 2),
 # and any setting of the table by its name (LM_STEPS=2000, LM_CONFIG=lm/configs/zero2.json, ...).
 #
-# Steps: 1 the procedural dataset (without --data); 2 the video tokenizer and 3 the audio codec (2b, 3b then each
-# one's decoder alone, adversarially: the codes stay), trained and exported (unless reused); 4 tokenize the dev split; 5 train the language model; 6 export it; 7 generate; 8 score the
+# Steps: 1 the procedural dataset (without --data); 2 the video tokenizer (2a a second run from its weights) and 3
+# the audio codec (2b, 3b then each one's decoder alone, adversarially: the codes stay), trained and exported (unless
+# reused); 4 tokenize the dev split; 5 train the language model; 6 export it; 7 generate; 8 score the
 # generated clips against the eval split (video_eval) into WORK/report/report.html and metrics.json: the report of the
 # README's main job (FVD, KVD, FAD-aisfx, Spatial and Temporal AV-Align; --protocol clip --spatial; the networks come
 # with the pip packages and checkpoints/, nothing downloads); with --ship 9 bench/end_to_end.py.
@@ -76,9 +77,9 @@ row() {  # row NAME TINY CPU GPU: NAME = the value in --size's column, unless NA
     local col; case $SIZE in tiny) col=1;; cpu) col=2;; gpu) col=3;; esac
     [[ -n ${!name:-} ]] || printf -v "$name" '%s' "${!col}"
 }
-# The sizes. cpu is the shipped default's (the cards' commands: the video tokenizer 1.6 h on 2 cores, the audio codec
-# 55 min on 1 core, when --train-tokenizers), gpu's language model is the H100 run of checkpoints/lm/CARD.md; gpu's
-# tokenizer lengths are ours, not yet measured (4x the CPU run's frames for the video tokenizer). -: the script's own
+# The sizes. cpu is the shipped default's (the cards' commands: the video tokenizer 1.6 h on 2 AVX2 cores, then 57
+# min on 2 AVX-512 ones, the audio codec 55 min on 1 core, when --train-tokenizers), gpu's language model is the
+# H100 run of checkpoints/lm/CARD.md; gpu's tokenizer lengths are ours, not yet measured (4x the CPU run's frames for the video tokenizer). -: the script's own
 # choice. Steps count optimizer steps; batches are per process.
 #   setting         tiny    cpu       gpu
 row SYN_DEV         4       1536      1536     # procedural dev clips (without --data): 3072 rows with their mirrors
@@ -92,6 +93,8 @@ row VT_PRESET       tiny_g4 small_g4  small_g4 # video tokenizer (tokenizers/vid
 row VT_STEPS        4       8000      16000    #   steps of VT_BATCH groups (lr 4e-4, person weight 4 with boxes)
 row VT_BATCH        1       2         4        #   groups of 4 frames per step
 row VT_ADV_START    -1      7000      14000    #   PatchGAN from this step on (adaptive weight x 0.3; -1: never)
+row VT_MORE_STEPS   2       20000     0        #   then a second run from its weights (lr 3e-4, seed 1; 0: not)
+row VT_MORE_ADV     -1      18000     -1       #   its PatchGAN from this step on
 row VT_EVAL_EVERY   4       1000      1000     #   held-out PSNR/SSIM/usage on 8 eval clips
 row VT_DEC_STEPS    2       0         0        #   then its decoder alone, adversarially (--tune decoder, lr 1e-4; 0: not)
 row CODEC_PRESET    tiny    small     small    # audio codec (tokenizers/audio_codec.py)
@@ -174,9 +177,17 @@ else
         --eval-every "$VT_EVAL_EVERY" --eval-clips 8 --ckpt-every "$CKPT_EVERY" --log-every 25 --cache "$WORK/video_cache" \
         --read-threads "$READ_THREADS" --threads "$THREADS" --seed 0 --no-progress
     VT_RUN=$WORK/video_tokenizer
+    if (( VT_MORE_STEPS > 0 )); then  # all weights, a fresh warm-up and cosine (the shipped tokenizer's second sitting)
+        step 2a-video-tokenizer-more launch "$REPO/scripts/train_video_tokenizer.py" --data "$DATA" \
+            --out "$WORK/video_tokenizer_more" --init-from "$VT_RUN/model" --person-weight $PERSON --steps "$VT_MORE_STEPS" \
+            --batch "$VT_BATCH" --lr 3e-4 --warmup 200 --adv-start "$VT_MORE_ADV" --adv-weight 0.3 \
+            --eval-every "$VT_EVAL_EVERY" --eval-clips 8 --ckpt-every "$CKPT_EVERY" --log-every 50 --cache "$WORK/video_cache" \
+            --read-threads "$READ_THREADS" --threads "$THREADS" --seed 1 --no-progress
+        VT_RUN=$WORK/video_tokenizer_more
+    fi
     if (( VT_DEC_STEPS > 0 )); then  # the codes stay (encoder and quantizer frozen); the PatchGAN sharpens the decoder
         step 2b-video-decoder launch "$REPO/scripts/train_video_tokenizer.py" --data "$DATA" --out "$WORK/video_decoder" \
-            --init-from "$WORK/video_tokenizer/model" --tune decoder --adv-start 0 --adv-weight 0.3 --person-weight $PERSON \
+            --init-from "$VT_RUN/model" --tune decoder --adv-start 0 --adv-weight 0.3 --person-weight $PERSON \
             --steps "$VT_DEC_STEPS" --batch "$VT_BATCH" --lr 1e-4 --warmup 20 --eval-every "$VT_EVAL_EVERY" --eval-clips 8 \
             --ckpt-every "$CKPT_EVERY" --log-every 25 --cache "$WORK/video_cache" --read-threads "$READ_THREADS" \
             --threads "$THREADS" --seed 0 --no-progress
