@@ -79,8 +79,8 @@ row() {  # row NAME TINY CPU GPU: NAME = the value in --size's column, unless NA
 }
 # The sizes. cpu is the shipped default's (the cards' commands: the video tokenizer 1.6 h on 2 AVX2 cores, then 57
 # min on 2 AVX-512 ones, the audio codec 55 min on 1 core, when --train-tokenizers), gpu's language model is the
-# H100 run of checkpoints/lm/CARD.md; gpu's tokenizer lengths are ours, not yet measured (4x the CPU run's frames for the video tokenizer). -: the script's own
-# choice. Steps count optimizer steps; batches are per process.
+# H100 run of checkpoints/lm/CARD.md; gpu's tokenizer lengths are ours, not yet measured (4x the CPU run's frames for
+# the video tokenizer). -: the script's own choice. Steps count optimizer steps; batches are per process.
 #   setting         tiny    cpu       gpu
 row SYN_DEV         4       1536      1536     # procedural dev clips (without --data): 3072 rows with their mirrors
 row SYN_EVAL        2       32        32       # procedural eval clips
