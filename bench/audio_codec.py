@@ -35,6 +35,19 @@ Missing embedding weights (aisfx: `pip install --no-deps aisfx==0.1.2`) turn it 
 another network: the bench says so on a line of its own and in the JSON ("fad_error", the fad figures null) and
 measures the rest.
 
+Sound events (the seld_rows_ratio column): the shipped SELD network (--seld; savg.eval.seld, what Spatial
+AV-Align localises with) is run on every row's output and on the clips as they are; the ratio of its active rows
+(10 Hz frame, class) is 1 for an output with the same sound events, above 1 where the output makes the network
+hear events that are not there (Spatial AV-Align counts every row: a spurious one is a miss wherever no person
+stands there). --seld '' (or a missing folder, said on a line of its own) leaves the column out. What drives it
+is the quiet_in_phase column: the share of STFT bins (512-point, hop 160 at 16 kHz: the SELD's features) more
+than 40 dB under the clip's loudest (by the clip as it is) whose inter-channel phase difference is within 0.3 rad
+of 0. The room's diffuse noise has a random one (a share near 0.1), a point source of the coincident pair 0 (a
+share of 1); a decoder that puts the quiet bins in phase makes sources of them. The clips' own share is printed.
+frame_ripple_db: the mean energy at each of 16 positions within the main codec's frame (hop / 16 samples each,
+over all frames of all clips), max over min in dB (a decoder's periodic ripple at its frame rate); the clips as
+they are give the floor (printed).
+
 --beside FOLDER or NAME=FOLDER (several, or the option repeated): further codecs (save_pretrained folders, at
 all their levels, at the main codec's sample rate) measured in the same run on the same clips: a row each, named
 NAME or the folder's name, with the same columns and their own FAD ratio against the shared dev-clip FAD. The
@@ -46,6 +59,7 @@ fad_dev, fad_backend), the Opus and floor figures, the counts, "beside", and the
 import argparse
 import io
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -64,6 +78,7 @@ from savg.tokenizers.audio_codec import AudioCodec, preset
 from savg.tokenizers.load import load_audio_codec
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "audio_codec"
+DEFAULT_SELD = DEFAULT_MODEL.parent / "seld"
 OPUS_KBPS = (6, 12)
 OPUS_FRAME_S = 0.02
 MAX_LAG = 64  # samples searched to align a codec's output with its input
@@ -237,16 +252,64 @@ def align(ref: np.ndarray, est: np.ndarray, max_lag: int = MAX_LAG) -> np.ndarra
     return np.pad(shifted, ((0, 0), (0, max(0, n - shifted.shape[1]))))[:, :n].astype(np.float32)
 
 
-def codec_row(model: AudioCodecAPI, audio: np.ndarray, k: int, batch: int) -> dict:
+def codec_row(model: AudioCodecAPI, audio: np.ndarray, k: int, batch: int, events=None) -> dict:
     """The codec's figures on eval clips audio [n, 2, N] at its first k levels: bit rate, codec_quality, codebook
-    usage, real-time factors."""
+    usage, real-time factors, and with `events` (SoundEvents) the SELD rows ratio."""
     spec = model.spec
     decoded, codes, t_enc, t_dec = run_codec(model, audio, k, batch)
     usage = [len(torch.unique(codes[..., j])) / spec.codebook_size for j in range(k)]
     kbps = spec.frame_rate * k * np.log2(spec.codebook_size) / 1000
     return {"kbps": kbps, **codec_quality(audio, decoded, spec.sample_rate), "codebook_usage": float(np.mean(usage)),
             "codebook_usage_min": float(np.min(usage)),
-            "encode_rtf": t_enc / (len(audio) * DURATION_S), "decode_rtf": t_dec / (len(audio) * DURATION_S)}
+            "encode_rtf": t_enc / (len(audio) * DURATION_S), "decode_rtf": t_dec / (len(audio) * DURATION_S),
+            "frame_ripple_db": frame_ripple_db(decoded, spec.sample_rate // spec.frame_rate),
+            "quiet_in_phase": in_phase_share(to_rate(decoded, spec.sample_rate, 16000), to_rate(audio, spec.sample_rate, 16000)),
+            **(events.ratio(decoded) if events else {})}
+
+
+def frame_ripple_db(audio: np.ndarray, hop: int, positions: int = 16) -> float:
+    """audio [n, 2, N]: 10 log10(max / min) of the mean energy per position (hop / positions samples) within
+    frames of `hop` samples (fewer positions where hop is not a multiple): 0 for audio with no structure locked to
+    the frame grid."""
+    positions = math.gcd(hop, positions)
+    n = audio.shape[-1] // hop * hop
+    e = (audio[..., :n].astype(np.float64) ** 2).reshape(*audio.shape[:-1], n // hop, positions, hop // positions)
+    per_position = e.sum(-1).mean(axis=(0, 1, 2))
+    return float(10 * np.log10(per_position.max() / max(per_position.min(), 1e-30)))
+
+
+def in_phase_share(audio: np.ndarray, reference: np.ndarray, below_db: float = 40.0, radians: float = 0.3) -> float:
+    """audio, reference [n, 2, N] at 16 kHz: the share of the STFT bins more than below_db under each reference
+    clip's loudest (L + R power) in which |IPD| of `audio` < radians (pooled over clips)."""
+    window = torch.hann_window(512)
+    spec = lambda x: torch.stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), 512, 160, window=window,
+                                return_complex=True)
+    hits = total = 0
+    for a, r in zip(audio, reference):
+        ref = spec(r)
+        power = (ref.abs() ** 2).sum(0)
+        quiet = power < power.max() * 10 ** (-below_db / 10)
+        s = spec(a)
+        ipd = torch.angle(s[0] * s[1].conj()).abs()
+        hits, total = hits + int((ipd[quiet] < radians).sum()), total + int(quiet.sum())
+    return hits / max(total, 1)
+
+
+class SoundEvents:
+    """SELD rows of outputs against those of the clips as they are (the module docstring's seld_rows_ratio)."""
+
+    def __init__(self, seld, audio: np.ndarray, sample_rate: int):
+        self.seld, self.sample_rate = seld, sample_rate
+        self.reference = self.count(audio)
+
+    def count(self, audio: np.ndarray) -> int:
+        """Active SELD rows (10 Hz frame, class) over clips [n, 2, N] at self.sample_rate."""
+        from savg.eval.seld import predict_rows
+        audio = to_rate(audio, self.sample_rate, self.seld.cfg.sample_rate)
+        return sum(len(predict_rows(self.seld, a)) for a in audio)
+
+    def ratio(self, audio: np.ndarray) -> dict:
+        return {"seld_rows_ratio": self.count(audio) / max(self.reference, 1)}
 
 
 def run_codec(model: AudioCodecAPI, audio: np.ndarray, n_q: int, batch: int) -> tuple:
@@ -286,6 +349,7 @@ def main(argv=None):
     ap.add_argument("--fad-windows", type=int, default=NUM_WINDOWS, help="windows per side (official protocol)")
     ap.add_argument("--fad-backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="audio embedding of FAD")
     ap.add_argument("--fad-weights", default=None, help="local weights of the FAD backend (required for audioclip)")
+    ap.add_argument("--seld", default=str(DEFAULT_SELD), help="SELD folder of the seld_rows_ratio column ('': none)")
     ap.add_argument("--batch", type=int, default=8, help="clips per encode / decode call")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the available cores)")
     ap.add_argument("--train-preset", default="small", help="preset whose training speed is measured")
@@ -341,6 +405,20 @@ def main(argv=None):
         except ValueError as e:
             ap.error(f"{e}; --fad-clips 0 turns the FAD ratio off")
 
+    events = None
+    if args.seld:
+        from savg.eval.seld import load_seld
+        try:
+            events = SoundEvents(load_seld(args.seld), audio, sr)
+            print(f"sound events: SELD {args.seld}, {events.reference} rows on the clips as they are")
+        except FileNotFoundError as e:
+            print(f"no seld_rows_ratio: {e}")
+    hop = sr // cfg.frame_rate
+    clips_ripple = frame_ripple_db(audio, hop)
+    audio16 = to_rate(audio, sr, 16000)
+    clips_in_phase = in_phase_share(audio16, audio16)
+    print(f"frame ripple of the clips as they are (frames of {hop} samples): {clips_ripple:.3f} dB; "
+          f"their quiet bins in phase: {clips_in_phase:.3f}")
     n_q = args.n_q or cfg.levels
     level_counts = sorted({n_q, *(int(v) for v in args.levels.split(",") if v)})
     for name, other in others.items():
@@ -348,23 +426,28 @@ def main(argv=None):
             ap.error(f"--beside {name}: its row 'K={other.spec.levels}' has the name of a row of the main codec; name it NAME=FOLDER")
     rows = {}
     for k in level_counts:
-        rows[f"codec K={k}"] = codec_row(model, audio, k, args.batch)
+        rows[f"codec K={k}"] = codec_row(model, audio, k, args.batch, events)
     if fad_ref:
         rows[f"codec K={n_q}"].update(fad_ref.ratio(run_codec(model, fad_ref.dev, n_q, args.batch)[0]))
     beside_rows = {}
     for name, other in others.items():
         k = other.spec.levels
-        rows[f"{name} K={k}"] = beside_rows[name] = row = codec_row(other, audio, k, args.batch)
+        rows[f"{name} K={k}"] = beside_rows[name] = row = codec_row(other, audio, k, args.batch, events)
         if fad_ref:
             row.update(fad_ref.ratio(run_codec(other, fad_ref.dev, k, args.batch)[0]))
     for kb in OPUS_KBPS:
-        rows[f"opus {kb}k"] = {"kbps": float(kb), **codec_quality(audio, np.stack([opus_roundtrip(a, sr, kb) for a in audio]), sr)}
+        opus = np.stack([opus_roundtrip(a, sr, kb) for a in audio])
+        rows[f"opus {kb}k"] = {"kbps": float(kb), **codec_quality(audio, opus, sr), "frame_ripple_db": frame_ripple_db(opus, hop),
+                               "quiet_in_phase": in_phase_share(to_rate(opus, sr, 16000), audio16),
+                               **(events.ratio(opus) if events else {})}
     if args.floor and not args.data:
         ref, floor = resynthesis_floor(len(audio), args.seed, sr, args.people)
-        rows["room re-drawn"] = codec_quality(ref, floor, sr)
+        rows["room re-drawn"] = {**codec_quality(ref, floor, sr), "frame_ripple_db": frame_ripple_db(floor, hop),
+                                 "quiet_in_phase": in_phase_share(to_rate(floor, sr, 16000), to_rate(ref, sr, 16000)),
+                                 **(events.ratio(floor) if events else {})}
 
     cols = ["kbps", "mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "codebook_usage", "encode_rtf",
-            "decode_rtf", "ild_band_error_db", "codebook_usage_min"]
+            "decode_rtf", "ild_band_error_db", "codebook_usage_min", "seld_rows_ratio", "frame_ripple_db", "quiet_in_phase"]
     fad_cols = ["fad_ratio", "fad_roundtrip"]
     width = max(14, *(len(name) + 1 for name in rows))
     print(f"{'':{width}s}" + "".join(f"{c:>20s}" for c in cols + fad_cols))
@@ -382,14 +465,17 @@ def main(argv=None):
     if fad_error:
         fad["fad_error"] = fad_error
     ours = rows[f"codec K={n_q}"]
-    result = {k: ours[k] for k in cols}
+    result = {k: ours.get(k) for k in cols}
     result.update({k: ours.get(k) for k in fad_cols}, **{k: v for k, v in fad.items() if k not in fad_cols})
     for kb in OPUS_KBPS:
-        for k in ("mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "ild_band_error_db"):
-            result[f"opus{kb}_{k}"] = rows[f"opus {kb}k"][k]
+        for k in ("mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "ild_band_error_db", "seld_rows_ratio",
+                  "frame_ripple_db", "quiet_in_phase"):
+            result[f"opus{kb}_{k}"] = rows[f"opus {kb}k"].get(k)
     if "room re-drawn" in rows:
-        result.update({f"floor_{k}": rows["room re-drawn"][k] for k in ("ild_error_db", "ild_band_error_db", "direction_error_deg")})
-    result.update(n_q=n_q, clips=len(audio), fingerprint=model.fingerprint(), threads=torch.get_num_threads())
+        result.update({f"floor_{k}": rows["room re-drawn"].get(k)
+                       for k in ("ild_error_db", "ild_band_error_db", "direction_error_deg", "seld_rows_ratio",
+                                 "frame_ripple_db", "quiet_in_phase")})
+    result.update(n_q=n_q, clips=len(audio), clips_frame_ripple_db=clips_ripple, clips_quiet_in_phase=clips_in_phase, fingerprint=model.fingerprint(), threads=torch.get_num_threads())
     result["beside"] = {name: {**{k: beside_rows[name].get(k) for k in cols + fad_cols},
                                "n_q": other.spec.levels, "fingerprint": other.fingerprint(), "model": str(beside[name])}
                         for name, other in others.items()}

@@ -87,6 +87,7 @@ class PretrainedMixin:
 
     CONFIG_CLASS = None
     CODE_MODULES = ()  # names of the submodules whose weights decide the codes (encoder, quantizer, ...)
+    DECODER_FIELDS = ()  # config fields that only the decoder reads (left out of codes_fingerprint)
 
     def save_pretrained(self, folder, dtype=torch.bfloat16, meta: dict = None) -> str:
         """Write config.json + model.safetensors (floats in `dtype`; the codes fingerprint in the meta when the
@@ -116,11 +117,13 @@ class PretrainedMixin:
 
     def codes_fingerprint(self, dtype: torch.dtype = None) -> str:
         """Hash of the config and of the weights that decide the codes (the submodules CODE_MODULES names), as
-        fingerprint() hashes them, but of the config only the fields away from their defaults: a decoder-only
-        fine-tune keeps it, so a token cache and an LM made with the codes stay valid with the new decoder."""
+        fingerprint() hashes them, but of the config only the fields away from their defaults and not in
+        DECODER_FIELDS: a decoder-only fine-tune (or a decoder rebuilt on other upsampling) keeps it, so a token
+        cache and an LM made with the codes stay valid with the new decoder."""
         state = {k: v for k, v in self._stored_state(dtype).items() if k.split(".")[0] in self.CODE_MODULES}
         unset = {f.name: f.default for f in fields(self.config)}  # fields at their defaults are left out, so a field
-        config = {k: v for k, v in asdict(self.config).items() if v != unset[k]}  # added later changes nothing
+        config = {k: v for k, v in asdict(self.config).items()  # a field added later changes nothing
+                  if v != unset[k] and k not in self.DECODER_FIELDS}
         return fingerprint(config, state)
 
     def _stored_state(self, dtype) -> dict:

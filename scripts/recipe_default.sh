@@ -101,7 +101,9 @@ row CODEC_PRESET    tiny    small     small    # audio codec (tokenizers/audio_c
 row CODEC_STEPS     4       5000      5000     #   steps of CODEC_BATCH 1 s segments (lr 1e-3)
 row CODEC_BATCH     2       16        16
 row CODEC_EVAL_EVERY 4      250       250
-row CODEC_DEC_STEPS 2       500       2000     #   then its decoder alone, adversarially (--tune decoder, lr 3e-4; 0: not)
+row CODEC_DEC_STEPS 2       2000      2000     #   then its decoder alone (--tune decoder, lr 3e-4; 0: not)
+row CODEC_DEC_ADV   0       300       300      #   its STFT discriminator from this step on
+row CODEC_DISC      8       16        16       #   channels of the discriminator's first layer
 row CODEC_DTYPE     auto    bfloat16  auto     #   the card's run was bf16
 row CODEC_LEVELS    1       4         4        #   residual levels exported (trained with the preset's: tiny 2, small 8)
 row TOK_BATCH       4       8         16       # clips encoded together (scripts/tokenize_dataset.py --mirror)
@@ -209,7 +211,8 @@ print(f"{src} ({levels} levels) -> {out}")' "$@"
     if (( CODEC_DEC_STEPS > 0 )); then  # the codes stay; the STFT discriminator improves the content (FAD)
         step 3a-truncate-codec truncate_codec "$CODEC_RUN" "$CODEC_LEVELS" "$WORK/audio_codec_levels"
         step 3b-audio-decoder launch "$REPO/scripts/train_audio_codec.py" --data "$DATA" --out "$WORK/audio_decoder" \
-            --init-from "$WORK/audio_codec_levels" --tune decoder --adv-start 0 --steps "$CODEC_DEC_STEPS" \
+            --init-from "$WORK/audio_codec_levels" --tune decoder --adv-start "$CODEC_DEC_ADV" \
+            --disc-filters "$CODEC_DISC" --steps "$CODEC_DEC_STEPS" \
             --batch "$CODEC_BATCH" --lr 3e-4 --warmup 20 --eval-every "$CODEC_EVAL_EVERY" --ckpt-every "$CKPT_EVERY" \
             --cache "$WORK/audio_cache" --read-threads "$READ_THREADS" --threads "$THREADS" --seed 0 --no-progress
         CODEC_RUN=$WORK/audio_decoder/model

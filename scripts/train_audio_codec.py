@@ -9,7 +9,7 @@ Audio cache: the first run decodes every clip's audio once (PyAV) into DATA/audi
 float32 [clips, 2, samples], with a .json of the clips it holds and those it skipped as unreadable (reported);
 later runs memory-map it (`--cache DIR` moves it).
 Training: random `--segment-s` crops (the mirror image, channels swapped, half the time; a random gain),
-losses time-domain L1, multi-scale mel, stereo image (ILD + IPD per band), VQ commitment, and from
+losses time-domain L1, multi-scale mel, stereo image (ILD, IPD and coherence per band), VQ commitment, and from
 `--adv-start` on a multi-scale STFT discriminator (hinge + feature matching). AdamW, warm-up + cosine decay.
 `--init-from MODEL` starts from a trained codec (its config: --preset, --stereo, --sample-rate are not used).
 `--stereo parametric`: the network codes the mid alone and a stereo codebook, fitted once by k-means on the
@@ -37,7 +37,7 @@ from savg.tokenizers.audio_codec import PRESETS, STEREO_MODES, AudioCodec, Audio
 from savg.tokenizers.audio_discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
 from savg.tokenizers.audio_losses import MultiScaleMelLoss, StereoImageLoss, codec_quality
 
-LOSS_WEIGHTS = dict(l1=0.1, mel=1.0, ild=2.0, ipd=0.3, commit=1.0, adv=1.0, fm=2.0)
+LOSS_WEIGHTS = dict(l1=0.1, mel=1.0, ild=2.0, ipd=0.3, icc=1.0, commit=1.0, adv=1.0, fm=2.0)
 
 
 # ---- data -----------------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def main(argv=None):
             y, _, commit = t.gen(x)
         y = y.float()
         losses = {"l1": (y - x).abs().mean(), "mel": mel_loss(y, x), "commit": commit}
-        losses["ild"], losses["ipd"] = stereo_loss(y, x)
+        losses["ild"], losses["ipd"], losses["icc"] = stereo_loss(y, x)
         if adversarial:
             with t.autocast():
                 losses["adv"], losses["fm"] = generator_losses(t.dsc(x), t.dsc(y))
@@ -134,7 +134,7 @@ def main(argv=None):
             write_wav(t.out / "samples" / f"{eval_ids[i]}_step{step:06d}.wav", decoded[i], sr)
         return metrics
 
-    return t.fit(forward, held_out, shown=("mel", "ild", "ipd", "commit", "adv"))
+    return t.fit(forward, held_out, shown=("mel", "ild", "ipd", "icc", "commit", "adv"))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch
 from conftest import load_bench
 from savg.data.clip_format import DEFAULT_SAMPLE_RATE, num_samples
 from savg.data.stereo import mid_side_gains
-from savg.tokenizers.audio_codec import AudioCodec, AudioCodecConfig, num_parameters, preset
+from savg.tokenizers.audio_codec import AudioCodec, AudioCodecConfig, ConvUp, num_parameters, preset
 from savg.tokenizers.audio_discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
 from savg.tokenizers.audio_losses import (MultiScaleMelLoss, StereoImageLoss, direction_errors_deg, ild_errors_db,
                                           mel_distance, si_sdr_db)
@@ -65,7 +65,8 @@ def test_config_frame_rate_and_presets():
 
 def test_waveform_front_end():
     torch.manual_seed(0)
-    model = AudioCodec(preset("tiny", stft_hop=0, strides=(4, 5, 5, 4), base_channels=2, max_channels=0))
+    model = AudioCodec(preset("tiny", stft_hop=0, strides=(4, 5, 5, 4), base_channels=2, max_channels=0,
+                              diffuse_below_db=0.0))  # the noise filling works on STFT bins
     x = panned_tones(2, 4000)
     y, codes, _ = model(x)
     assert y.shape == x.shape and codes.shape == (2, 10, 2)
@@ -112,6 +113,67 @@ def test_truncated_keeps_the_coarse_levels():
     assert torch.allclose(short.decode(short.encode(x)), model.decode(model.encode(x, levels=2)))
     with pytest.raises(ValueError):
         model.truncated(4)
+
+
+def test_linear_upsampling_has_no_frame_ripple():
+    """A constant input comes out of the transposed upsampling periodic (the codec-frame ripple), out of the
+    linear one constant, away from the edges."""
+    x = torch.ones(1, 4, 16)
+    for mode, flat in (("transposed", False), ("linear", True)):
+        torch.manual_seed(0)
+        y = ConvUp(4, 3, 2, mode)(x)
+        assert y.shape == (1, 3, 32)
+        inner = y[..., 4:-4]
+        assert torch.allclose(inner, inner[..., :1].expand_as(inner), atol=1e-5) == flat, mode
+    with pytest.raises(ValueError, match="upsample"):
+        preset("tiny", upsample="nearest")
+
+
+def test_with_upsample_keeps_the_codes_and_fits_the_old_decoder(tmp_path):
+    torch.manual_seed(0)
+    model = AudioCodec(preset("tiny", upsample="transposed"))  # the first codecs' decoder
+    x = panned_tones(4, 4000)
+    model(x)
+    model.eval()
+    model.encode(x)  # every level's codebook initialised (a level the training pass dropped starts on first use)
+    fitted, fresh = model.with_upsample("linear", x), model.with_upsample("linear")
+    for m in (fitted, fresh):
+        assert m.config.upsample == "linear" and m.codes_fingerprint() == model.codes_fingerprint()
+        assert m.fingerprint() != model.fingerprint()
+        assert torch.equal(m.encode(x), model.encode(x))
+    old = model.decode(model.encode(x))
+    err = {name: (m.decode(m.encode(x)) - old).pow(2).mean() for name, m in (("fitted", fitted), ("fresh", fresh))}
+    assert err["fitted"] < 0.5 * err["fresh"], err
+    fp = fitted.save_pretrained(tmp_path / "linear")
+    back = AudioCodec.from_pretrained(tmp_path / "linear")
+    assert back.config.upsample == "linear" and back.fingerprint() == fp
+    assert back.codes_fingerprint() == model.codes_fingerprint()
+
+
+def test_stereo_noise_filling_randomises_the_phase_of_quiet_bins_only():
+    """_diffuse: bins more than diffuse_below_db under the clip's loudest get a right-channel phase independent of
+    the left's (magnitudes kept); louder bins, and the codes, are untouched."""
+    torch.manual_seed(0)
+    model = AudioCodec(preset("tiny", diffuse_below_db=0.0))
+    x = panned_tones(2, 4000)
+    model(x)
+    model.eval()
+    model.encode(x)
+    filled = AudioCodec(preset("tiny", diffuse_below_db=50.0))
+    filled.load_state_dict(model.state_dict())
+    assert filled.codes_fingerprint() == model.codes_fingerprint() and torch.equal(filled.encode(x), model.encode(x))
+    gen = torch.Generator().manual_seed(0)
+    lr = torch.polar(torch.ones(1, 2, 51, 30), torch.zeros(1, 2, 51, 30))  # every bin in phase
+    lr[:, :, 20:] *= 1e-4  # 80 dB down: quiet
+    lr[:, 1, :20] *= torch.rand(20, 30, generator=gen) + 0.5
+    out = filled._from_model(filled._diffuse(filled._to_model(lr)))
+    assert torch.allclose(out.abs(), lr.abs(), rtol=1e-4, atol=1e-12)
+    assert torch.allclose(out[:, :, :20], lr[:, :, :20], atol=1e-5)
+    ipd = torch.angle(out[0, 0, 20:] * out[0, 1, 20:].conj()).abs()
+    assert float((ipd < 0.3).float().mean()) < 0.2  # random: about 0.1 of the bins near 0
+    assert torch.equal(filled.decode(filled.encode(x)), filled.decode(filled.encode(x)))  # fixed phasors
+    with pytest.raises(ValueError, match="diffuse_below_db"):
+        preset("tiny", diffuse_below_db=-1.0)
 
 
 def test_determinism():
@@ -233,13 +295,18 @@ def test_stereo_losses_see_the_image():
     x = panned_tones(2, 8000)
     mel, stereo = MultiScaleMelLoss(SR), StereoImageLoss(SR)
     assert float(mel(x, x)) == 0.0
-    ild, ipd = stereo(x, x)
-    assert float(ild) < 1e-4 and float(ipd) < 1e-4
+    ild, ipd, icc = stereo(x, x)
+    assert float(ild) < 1e-4 and float(ipd) < 1e-4 and float(icc) < 1e-4
     swapped = x.flip(1)  # same per-channel spectra in the mean, opposite image
-    ild_s, _ = stereo(swapped, x)
+    ild_s, _, _ = stereo(swapped, x)
     assert float(ild_s) > 0.3  # > 3 dB mean level-difference error
-    _, ipd_s = stereo(torch.stack([x[:, 0], -x[:, 1]], 1), x)  # right channel inverted: phase only
-    assert float(ipd_s) > 1.0
+    _, ipd_s, icc_s = stereo(torch.stack([x[:, 0], -x[:, 1]], 1), x)  # right channel inverted: phase only
+    assert float(ipd_s) > 1.0 and float(icc_s) < 1e-3  # as coherent as before
+    # diffuse noise (independent channels) against the same noise made coherent (one waveform in both): the
+    # powers per channel are alike, the coherence is not
+    noise = torch.randn(2, 2, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    _, _, icc_n = stereo(noise[:, :1].expand(-1, 2, -1), noise)
+    assert float(icc_n) > 0.3
 
 
 def test_measures():
@@ -272,8 +339,8 @@ def test_loss_decreases():
     history = []
     for _ in range(25):
         y, _, commit = model(x)
-        ild, ipd = stereo(y, x)
-        loss = mel(y, x) + 2 * ild + 0.3 * ipd + commit
+        ild, ipd, icc = stereo(y, x)
+        loss = mel(y, x) + 2 * ild + 0.3 * ipd + icc + commit
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -393,3 +460,10 @@ def test_bench_json(tmp_path, capsys):
         for prefix in ("opus6_", "opus12_"):
             if key in ("mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg"):
                 assert prefix + key in result
+    # sound events: the shipped SELD heard on each output against the clips as they are; --seld '' leaves them out
+    assert result["seld_rows_ratio"] >= 0 and result["opus12_seld_rows_ratio"] >= 0
+    assert result["floor_seld_rows_ratio"] == pytest.approx(1.0, abs=0.25)  # the room re-drawn keeps the events
+    bench.main(["--model", str(tmp_path / "codec"), "--clips", "1", "--train-steps", "0", "--fad-clips", "0",
+                "--floor", "0", "--seld", ""])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["seld_rows_ratio"] is None and result["opus6_seld_rows_ratio"] is None

@@ -29,6 +29,13 @@ Two stereo modes (`stereo`):
   differences and the decorrelated part of the reverberation are not coded (the benchmark's pair has none
   of the former).
 
+Two decoder-only settings (DECODER_FIELDS: changing them keeps the codes):
+- `upsample`: "transposed" convs (the first codecs) leave a ripple at the codec frame rate, "linear"
+  interpolation then a conv does not (ConvUp; `with_upsample` rebuilds a trained codec's decoder).
+- `diffuse_below_db`: stereo noise filling (`AudioCodec._diffuse`): bins that far under the clip's loudest get an
+  inter-channel phase difference that is random, as the room's diffuse noise has at a coincident pair; decoded
+  from codes, such bins otherwise come out in phase, which a localiser hears as sound sources.
+
 Presets (16 kHz; STFT hop 100 = 160 frames/s, strides 2-2, so hop 400 and R = 40 Hz; parameters counted by
 `num_parameters`, codebooks included):
     tiny   C=16..32    latent 16   K=2  x 64     0.08 M (tests)
@@ -73,11 +80,17 @@ class AudioCodecConfig:
     quantizer_dropout_min_levels: int = 1
     stereo: str = "joint"  # "joint" or "parametric" (see the module docstring)
     stereo_bands: int = 8  # parametric: bands of the side-from-mid gain
+    upsample: str = "transposed"  # the decoder's upsampling: "transposed" or "linear" (see ConvUp)
+    diffuse_below_db: float = 0.0  # > 0: stereo noise filling below this many dB under the clip's loudest bin
 
     def __post_init__(self):
         self.strides = tuple(int(s) for s in self.strides)
         if self.stereo not in STEREO_MODES:
             raise ValueError(f"stereo must be one of {STEREO_MODES}, got {self.stereo!r}")
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {UPSAMPLING}, got {self.upsample!r}")
+        if self.diffuse_below_db < 0 or (self.diffuse_below_db and (self.channels != 2 or not self.stft_hop)):
+            raise ValueError("diffuse_below_db must be >= 0, and > 0 only for a stereo STFT codec (stft_hop > 0)")
         if self.parametric and (not self.mid_side or self.channels != 2 or self.hop % 4):
             raise ValueError("parametric stereo needs mid_side=True, 2 channels and a hop divisible by 4")
         if self.sample_rate % self.hop or (self.sample_rate // self.hop) % FPS:
@@ -129,6 +142,7 @@ class AudioCodecConfig:
 
 
 STEREO_MODES = ("joint", "parametric")
+UPSAMPLING = ("transposed", "linear")
 _STFT = dict(stft_hop=100, strides=(2, 2))  # 160 STFT frames/s at 16 kHz, /4 -> 40 Hz codes
 PRESETS = {
     "tiny": dict(**_STFT, base_channels=16, max_channels=32, latent_dim=16, num_quantizers=2, codebook_size=64),
@@ -163,14 +177,27 @@ class Conv(nn.Module):
 
 
 class ConvUp(nn.Module):
-    """Weight-normalised ConvTranspose1d, kernel 2 r, stride r, trimmed: [B, Ci, T] -> [B, Co, T r]."""
+    """[B, Ci, T] -> [B, Co, T r], upsampling by r (`mode`, AudioCodecConfig.upsample):
+    - "transposed": weight-normalised ConvTranspose1d, kernel 2 r, stride r, trimmed. Its r output phases use
+      different taps, so even a constant input comes out periodic in r: through the decoder's strides, a ripple at
+      the codec frame rate (the small preset's energy swings +-30 % within each 25 ms frame: a 40 Hz comb).
+    - "linear": linear interpolation by r (half-sample centred: for r = 2 each output is a 3:1 mix of its two
+      nearest inputs, the two phases mirror images), then a weight-normalised conv, kernel 3: shift-invariant,
+      so no such ripple.
+    """
 
-    def __init__(self, cin, cout, stride):
+    def __init__(self, cin, cout, stride, mode: str = "transposed"):
         super().__init__()
-        self.conv = weight_norm(nn.ConvTranspose1d(cin, cout, 2 * stride, stride))
-        self.trim = (stride // 2, stride - stride // 2)
+        self.stride, self.mode = stride, mode
+        if mode == "transposed":
+            self.conv = weight_norm(nn.ConvTranspose1d(cin, cout, 2 * stride, stride))
+            self.trim = (stride // 2, stride - stride // 2)
+        else:
+            self.conv = Conv(cin, cout, 3)
 
     def forward(self, x):
+        if self.mode == "linear":
+            return self.conv(nn.functional.interpolate(x, scale_factor=self.stride, mode="linear"))
         y = self.conv(x)
         return y[..., self.trim[0]:y.shape[-1] - self.trim[1]]
 
@@ -210,7 +237,7 @@ def decoder(cfg: AudioCodecConfig) -> nn.Sequential:
     w = _widths(cfg)
     layers = [Conv(cfg.latent_dim, w[-1], 3 if cfg.stft_hop else 7)]
     for i in reversed(range(len(cfg.strides))):
-        layers += [nn.ELU(), ConvUp(w[i + 1], w[i], cfg.strides[i]), *_residual_units(w[i], cfg)]
+        layers += [nn.ELU(), ConvUp(w[i + 1], w[i], cfg.strides[i], cfg.upsample), *_residual_units(w[i], cfg)]
     return nn.Sequential(*layers, nn.ELU(), Conv(w[0], cfg.out_channels, 1 if cfg.stft_hop else 7))
 
 
@@ -290,6 +317,7 @@ class AudioCodec(PretrainedMixin, nn.Module):
 
     CONFIG_CLASS = AudioCodecConfig
     CODE_MODULES = ("encoder", "quantizer", "stereo")  # the decoder alone may be fine-tuned (codes_fingerprint)
+    DECODER_FIELDS = ("upsample", "diffuse_below_db")  # read by the decoder alone: not in codes_fingerprint
 
     def __init__(self, config: AudioCodecConfig):
         super().__init__()
@@ -327,7 +355,8 @@ class AudioCodec(PretrainedMixin, nn.Module):
         return torch.cat([spec.real, spec.imag], 1).reshape(x.shape[0], -1, spec.shape[-1])
 
     def _synthesis(self, h, n: int):
-        """Decoder output -> waveform [B, 2, n]: itself, or per bin magnitude exp(m) and phase atan2(y, x), iSTFT."""
+        """Decoder output -> waveform [B, 2, n]: itself, or per bin magnitude exp(m) and phase atan2(y, x), iSTFT
+        (then the stereo noise filling of `_diffuse`)."""
         if not self.config.stft_hop:
             return h
         cfg = self.config
@@ -335,9 +364,27 @@ class AudioCodec(PretrainedMixin, nn.Module):
         m, px, py = h.float().reshape(b * cfg.channels, 3, f, t).unbind(1)
         phase = torch.complex(px, py)
         spec = torch.exp(m.clamp(max=6.0)) * phase / (phase.abs() + 1e-6)
+        if cfg.diffuse_below_db:
+            spec = self._diffuse(spec.reshape(b, cfg.channels, f, t)).reshape(b * cfg.channels, f, t)
         spec = nn.functional.pad(spec, (0, 1))  # the frame past the end
         y = torch.istft(spec, cfg.n_fft, cfg.stft_hop, window=self.window, length=n)
         return y.reshape(b, cfg.channels, n)
+
+    def _diffuse(self, spec):
+        """Stereo noise filling, spec complex [B, 2, F, T] (model channels) -> the same with every bin more than
+        diffuse_below_db under the clip's loudest (L + R power) given a right-channel phase independent of the
+        left's: the left phase times a fixed random phasor (uniform, a function of bin and frame), magnitudes
+        kept. The room's noise and reverberation reach a coincident pair diffuse (their inter-channel phase random
+        bin to bin), which codes at this rate cannot carry; without it the decoder's quiet bins come out in phase
+        (a source, to a localiser)."""
+        left, right = (self._from_model(spec) if self.config.mid_side else spec).unbind(1)
+        power = left.abs() ** 2 + right.abs() ** 2
+        quiet = power < power.amax(dim=(1, 2), keepdim=True) * 10 ** (-self.config.diffuse_below_db / 10)
+        angles = torch.rand(spec.shape[-1], spec.shape[-2], generator=torch.Generator().manual_seed(0)) * (2 * math.pi)
+        noise = torch.polar(torch.ones_like(angles), angles).T.to(spec.device)  # [F, T], frame by frame from seed 0
+        right = torch.where(quiet, right.abs() * left / (left.abs() + 1e-9) * noise, right)
+        lr = torch.stack([left, right], 1)
+        return self._to_model(lr) if self.config.mid_side else lr
 
     def _pad(self, x):
         n = x.shape[-1]
@@ -438,6 +485,35 @@ class AudioCodec(PretrainedMixin, nn.Module):
             raise ValueError("the codec is parametric already")
         out = AudioCodec(replace(self.config, stereo="parametric", stereo_bands=bands))
         out.load_state_dict({**self.state_dict(), "stereo.codebook": out.stereo.codebook})
+        return out.train(self.training)
+
+    def with_upsample(self, mode: str, audio=None) -> "AudioCodec":
+        """This codec with its decoder's upsampling layers rebuilt as `mode` (ConvUp) and every other weight kept:
+        the same codes (same codes_fingerprint), so what was trained on them stays valid; a fine-tune of the
+        decoder (--tune decoder) follows. The new layers start fresh, or with audio [n, 2, N] (N a multiple of hop)
+        as the least-squares fit (float64) of the old layer's output from its input on that audio's codes."""
+        out = AudioCodec(replace(self.config, upsample=mode))
+        ups = [i for i, m in enumerate(self.decoder) if isinstance(m, ConvUp)]
+        refit = ups if mode != self.config.upsample else []
+        out.load_state_dict({k: v for k, v in self.state_dict().items()
+                             if not any(k.startswith(f"decoder.{i}.") for i in refit)}, strict=not refit)
+        if audio is not None and refit:
+            seen = {}
+            hooks = [self.decoder[i].register_forward_hook(lambda m, x, y, i=i: seen.update({i: (x[0], y)}))
+                     for i in refit]
+            with torch.no_grad():
+                self.decoder(self.quantizer.decode(self.encode(audio)))
+                for h in hooks:
+                    h.remove()
+                for i in refit:
+                    x, y = (t.double() for t in seen[i])
+                    new = out.decoder[i]
+                    u = nn.functional.pad(nn.functional.interpolate(x, scale_factor=new.stride, mode="linear"), (1, 1))
+                    cols = u.unfold(-1, 3, 1).permute(0, 2, 1, 3).reshape(-1, x.shape[1] * 3)  # [B T', Ci 3]
+                    cols = torch.cat([cols, torch.ones_like(cols[:, :1])], 1)
+                    sol = torch.linalg.lstsq(cols, y.transpose(1, 2).reshape(-1, y.shape[1])).solution  # [Ci 3 + 1, Co]
+                    new.conv.conv.weight = sol[:-1].T.reshape(y.shape[1], x.shape[1], 3).float()
+                    new.conv.conv.bias.copy_(sol[-1].float())
         return out.train(self.training)
 
 
