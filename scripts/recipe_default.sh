@@ -101,9 +101,9 @@ row CODEC_PRESET    tiny    small     small    # audio codec (tokenizers/audio_c
 row CODEC_STEPS     4       5000      5000     #   steps of CODEC_BATCH 1 s segments (lr 1e-3)
 row CODEC_BATCH     2       16        16
 row CODEC_EVAL_EVERY 4      250       250
-row CODEC_DEC_STEPS 2       2000      2000     #   then its decoder alone (--tune decoder, lr 3e-4; 0: not)
-row CODEC_DEC_ADV   0       300       300      #   its STFT discriminator from this step on
-row CODEC_DISC      8       16        16       #   channels of the discriminator's first layer
+row CODEC_DEC_STEPS 2       500       2000     #   then its decoder alone (--tune decoder, lr 3e-4; 0: not)
+row CODEC_DEC_ADV   0       0         0        #   its STFT discriminator from this step on
+row CODEC_DISC      8       8         8        #   channels of the discriminator's first layer
 row CODEC_DTYPE     auto    bfloat16  auto     #   the card's run was bf16
 row CODEC_LEVELS    1       4         4        #   residual levels exported (trained with the preset's: tiny 2, small 8)
 row TOK_BATCH       4       8         16       # clips encoded together (scripts/tokenize_dataset.py --mirror)
