@@ -106,6 +106,7 @@ row CODEC_DEC_ADV   0       0         0        #   its STFT discriminator from t
 row CODEC_DISC      8       8         8        #   channels of the discriminator's first layer
 row CODEC_DTYPE     auto    bfloat16  auto     #   the card's run was bf16
 row CODEC_LEVELS    1       4         4        #   residual levels exported (trained with the preset's: tiny 2, small 8)
+row CODEC_DIFFUSE   50      50        50       #   exported with stereo noise filling this many dB under the loudest bin
 row TOK_BATCH       4       8         16       # clips encoded together (scripts/tokenize_dataset.py --mirror)
 row LM_PRESET       tiny    small     small    # language model (lm/model.py), lr 1e-3, seed 0
 row LM_CONFIG       -       -         lm/configs/zero0.json   # -: lm/train.py's choice by the machine
@@ -199,13 +200,14 @@ else
         --preset "$CODEC_PRESET" --steps "$CODEC_STEPS" --batch "$CODEC_BATCH" --lr 1e-3 --warmup "$WARMUP" \
         --eval-every "$CODEC_EVAL_EVERY" --ckpt-every "$CKPT_EVERY" --cache "$WORK/audio_cache" \
         --read-threads "$READ_THREADS" --dtype "$CODEC_DTYPE" --threads "$THREADS" --seed 0 --no-progress
-    truncate_codec() {  # truncate_codec SRC LEVELS OUT: the codec of SRC with its first LEVELS levels, into OUT
+    truncate_codec() {  # truncate_codec SRC LEVELS OUT [DB]: SRC's first LEVELS levels (noise filling below DB), into OUT
         "$PY" -c 'import sys; sys.path = [p for p in sys.path if p]
 from savg.tokenizers.audio_codec import AudioCodec
-src, levels, out = sys.argv[1:]
+src, levels, out, below_db = (sys.argv[1:] + ["0"])[:4]
 codec = AudioCodec.from_pretrained(src)
-codec.truncated(int(levels)).save_pretrained(out, meta={**codec.meta, "truncated_from": codec.fingerprint()})
-print(f"{src} ({levels} levels) -> {out}")' "$@"
+codec.truncated(int(levels)).with_noise_filling(float(below_db)).save_pretrained(
+    out, meta={**codec.meta, "truncated_from": codec.fingerprint()})
+print(f"{src} ({levels} levels, noise filling below {below_db} dB) -> {out}")' "$@"
     }
     CODEC_RUN=$WORK/audio_codec/model
     if (( CODEC_DEC_STEPS > 0 )); then  # the codes stay; the STFT discriminator improves the content (FAD)
@@ -219,7 +221,7 @@ print(f"{src} ({levels} levels) -> {out}")' "$@"
     fi
     mkdir -p "$CKPT"
     step 3-export-video-tokenizer cp -rT "$VT_RUN/model" "$VT"
-    step 3-export-audio-codec truncate_codec "$CODEC_RUN" "$CODEC_LEVELS" "$AC"
+    step 3-export-audio-codec truncate_codec "$CODEC_RUN" "$CODEC_LEVELS" "$AC" "$CODEC_DIFFUSE"
 fi
 
 # 4. Tokenize the dev split with its mirrored copies (3072 rows for the procedural 1536 clips).

@@ -34,7 +34,8 @@ Two decoder-only settings (DECODER_FIELDS: changing them keeps the codes):
   interpolation then a conv does not (ConvUp; `with_upsample` rebuilds a trained codec's decoder).
 - `diffuse_below_db`: stereo noise filling (`AudioCodec._diffuse`): bins that far under the clip's loudest get an
   inter-channel phase difference that is random, as the room's diffuse noise has at a coincident pair; decoded
-  from codes, such bins otherwise come out in phase, which a localiser hears as sound sources.
+  from codes, such bins otherwise come out in phase, which a localiser hears as sound sources (`with_noise_filling`
+  sets it on a trained codec).
 
 Presets (16 kHz; STFT hop 100 = 160 frames/s, strides 2-2, so hop 400 and R = 40 Hz; parameters counted by
 `num_parameters`, codebooks included):
@@ -485,6 +486,13 @@ class AudioCodec(PretrainedMixin, nn.Module):
             raise ValueError("the codec is parametric already")
         out = AudioCodec(replace(self.config, stereo="parametric", stereo_bands=bands))
         out.load_state_dict({**self.state_dict(), "stereo.codebook": out.stereo.codebook})
+        return out.train(self.training)
+
+    def with_noise_filling(self, below_db: float) -> "AudioCodec":
+        """This codec with stereo noise filling below `below_db` dB under each clip's loudest bin (config
+        diffuse_below_db; 0: off): the same weights and codes, only the decoder's output changes."""
+        out = AudioCodec(replace(self.config, diffuse_below_db=float(below_db)))
+        out.load_state_dict(self.state_dict())
         return out.train(self.training)
 
     def with_upsample(self, mode: str, audio=None) -> "AudioCodec":
