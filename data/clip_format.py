@@ -77,6 +77,11 @@ def picture(frames: np.ndarray) -> np.ndarray:
     return frames[..., PICTURE_TOP:PICTURE_BOTTOM, :, :]
 
 
+def video_frame_to_label_frame(video_frame: int) -> int:
+    """The 10 Hz label frame in which 4 fps video frame `video_frame` (and its audio) starts."""
+    return video_frame * LABEL_RATE // FPS
+
+
 def label_frame_to_video_frame(label_frame: int) -> int:
     """The 4 fps video frame shown at 10 Hz label frame `label_frame` (round(f * 0.4), clamped), as the metric maps it."""
     return min(max(int(round(label_frame * FPS / LABEL_RATE)), 0), NUM_FRAMES - 1)

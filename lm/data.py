@@ -5,14 +5,22 @@ on every rank, every run and every cache size ordering. Training order: an endle
 permutations seeded by (seed, epoch); global micro-batch g of a run with W ranks and micro-batch b takes
 stream positions [g W b, (g + 1) W b), rank r the r-th slice of b. The batch at any step is therefore a
 function of (seed, step) alone, and a resumed run sees exactly the data an uninterrupted one would.
+
+Pan-swapped history (`pan_swapped`, lm/train.py --pan-swap): in a cache made with --mirror every clip has a
+partner, its mirror image (frames flipped, channels swapped). Taking some of a row's codec frames from the
+partner keeps what the sound is and flips where it is; those positions are left unscored. When the codes before
+a scored codec frame are a random mix of both sides, where its sound is can only be read from the video. Without
+it the shipped model's held-out audio loss is the same whether it is given the clip's video or the mirrored one
+(`val/audio_mirror_gap` of lm/train.py): it places sound from the audio history alone.
 """
 import hashlib
 
 import numpy as np
 import torch
 
+from ..data.clip_format import NUM_LABEL_FRAMES, PICTURE_WIDTH
 from ..data.token_cache import load_token_cache, read_metadata
-from .layout import LAYOUT_VERSION, Layout
+from .layout import AUDIO0, LAYOUT_VERSION, Layout
 
 
 class TokenData:
@@ -32,7 +40,13 @@ class TokenData:
         self.ds = load_token_cache(cache, split, video_tokenizer=video_tokenizer, audio_codec=audio_codec)
         self.codes = self.ds.select_columns(["video", "audio"])
         self.seed = seed
-        ids = list(self.ds.with_format(None)["id"])
+        plain = self.ds.with_format(None)
+        ids = list(plain["id"])
+        mirrored = list(plain["mirrored"])
+        row_of = {(s, m): i for i, (s, m) in enumerate(zip(ids, mirrored))}
+        self.partner = np.array([row_of.get((s, not m), -1) for s, m in zip(ids, mirrored)], dtype=np.int64)
+        self.labels = list(plain["labels"])  # per row float [n, 4]: 10 Hz frame, class id, x, y (px)
+        self.labelled = np.array(plain["has_labels"], dtype=bool)
         names = sorted(set(ids), key=lambda s: hashlib.sha1(s.encode()).hexdigest())
         n_val = 0 if val_fraction <= 0 else max(1, round(val_fraction * len(names)))
         if n_val >= len(names):
@@ -41,10 +55,38 @@ class TokenData:
         self.val_rows = np.array([i for i, s in enumerate(ids) if s in held], dtype=np.int64)
         self.train_rows = np.array([i for i, s in enumerate(ids) if s not in held], dtype=np.int64)
 
-    def ids(self, rows) -> torch.Tensor:
-        """Token ids int64 [len(rows), seq_len] of cache rows."""
+    def ids(self, rows, video_rows=None) -> torch.Tensor:
+        """Token ids int64 [len(rows), seq_len] of cache rows (with the video codes of `video_rows` when given)."""
         batch = self.codes[[int(r) for r in rows]]
-        return self.layout.codes_to_ids(batch["video"], batch["audio"][..., :self.layout.audio_levels])
+        video = batch["video"] if video_rows is None else self.codes[[int(r) for r in video_rows]]["video"]
+        return self.layout.codes_to_ids(video, batch["audio"][..., :self.layout.audio_levels])
+
+    def position_targets(self, rows) -> tuple:
+        """(targets float32 [B, frames, POSITION_BINS] of savg.lm.position, labelled bool [B]) of cache rows."""
+        from .position import position_targets
+
+        rows = [int(r) for r in rows]
+        return position_targets([self.labels[r] for r in rows], self.layout.frames), torch.from_numpy(self.labelled[rows])
+
+    def pan_swapped(self, rows, micro_step: int, prob: float, rank: int = 0) -> tuple:
+        """(ids int64 [B, seq_len], scored bool [B, seq_len]) of cache rows where, with probability `prob` per row
+        (drawn from (seed, micro_step, rank): a resumed run draws the same), each codec frame's audio codes are,
+        with probability 1/2, the mirrored partner's, and unscored (see the module docstring). Rows without a
+        partner are kept as they are."""
+        ids = self.ids(rows)
+        scored = torch.ones_like(ids, dtype=torch.bool)
+        lay = self.layout
+        rng = np.random.default_rng([self.seed, 1, micro_step, rank])
+        audio_pos = np.nonzero(lay.modality >= AUDIO0)[0]  # codec frame by codec frame, K levels each
+        codec_frame = torch.from_numpy(np.arange(len(audio_pos)) // lay.audio_levels)
+        audio_pos = torch.from_numpy(audio_pos)
+        for b, r in enumerate(rows):
+            swap, which = rng.random() < prob, torch.from_numpy(rng.random(lay.audio_frames) < 0.5)
+            if swap and self.partner[r] >= 0:
+                taken = audio_pos[which[codec_frame]]
+                ids[b, taken] = self.ids([self.partner[r]])[0, taken]
+                scored[b, taken] = False
+        return ids, scored
 
     def train_rows_at(self, micro_step: int, micro_batch: int, rank: int = 0, world: int = 1) -> np.ndarray:
         """Rows of this rank's micro-batch number `micro_step` (counted from the start of training)."""
@@ -78,10 +120,13 @@ def stream(n: int, seed: int, start: int, count: int) -> np.ndarray:
 
 
 def write_random_cache(cache, layout: Layout, clips: int, seed: int = 0, used_codes: int = None, split: str = "dev",
-                       clips_per_shard: int = 64) -> None:
+                       clips_per_shard: int = 64, mirror: bool = False, labelled: bool = False) -> None:
     """A token cache of random codes for tests and benchmarks (fingerprints 'random-video' / 'random-audio').
 
     used_codes: draw codes from the first `used_codes` of each codebook only (a learnable distribution).
+    mirror: add for every clip a partner row marked mirrored (its video codes flipped left-right, its audio
+    codes c -> used - 1 - c), as tokenize_dataset.py --mirror does with real mirror images.
+    labelled: give every clip one source, at a random x (px) held for the whole clip (the mirror: 256 - x).
     """
     from ..data import token_cache as tc
 
@@ -90,7 +135,7 @@ def write_random_cache(cache, layout: Layout, clips: int, seed: int = 0, used_co
     tc.init_metadata(cache, {"video_tokenizer": {"fingerprint": "random-video", "codebook_size": layout.video_codebook},
                              "audio_codec": {"fingerprint": "random-audio", "codebook_size": layout.audio_codebook,
                                              "frame_rate": layout.audio_frame_rate, "num_quantizers": layout.audio_levels},
-                             "layout": layout.to_dict(), "layout_version": layout.version, "mirror": False,
+                             "layout": layout.to_dict(), "layout_version": layout.version, "mirror": mirror,
                              "code_dtype": dtype})
     feats = tc.features(layout.grid, layout.audio_frames, layout.audio_levels, dtype)
     shards = -(-clips // clips_per_shard)
@@ -99,6 +144,16 @@ def write_random_cache(cache, layout: Layout, clips: int, seed: int = 0, used_co
         for i in range(s * clips_per_shard, min(clips, (s + 1) * clips_per_shard)):
             v = rng.integers(0, used_codes or layout.video_codebook, (layout.frames, *layout.grid))
             a = rng.integers(0, used_codes or layout.audio_codebook, (layout.audio_frames, layout.audio_levels))
-            rows.append(tc.make_row(f"clip{i:06d}", split, v.astype(dtype), a.astype(dtype)))
+            x = rng.uniform(0, PICTURE_WIDTH)
+            labels = np.stack([np.arange(NUM_LABEL_FRAMES), np.zeros(NUM_LABEL_FRAMES), np.full(NUM_LABEL_FRAMES, x),
+                               np.full(NUM_LABEL_FRAMES, 72.0)], 1) if labelled else None
+            rows.append(tc.make_row(f"clip{i:06d}", split, v.astype(dtype), a.astype(dtype), labels))
+            if mirror:
+                flipped = (used_codes or layout.audio_codebook) - 1 - a
+                if labelled:
+                    labels = labels.copy()
+                    labels[:, 2] = PICTURE_WIDTH - x
+                rows.append(tc.make_row(f"clip{i:06d}", split, v[..., ::-1].astype(dtype), flipped.astype(dtype),
+                                        labels, mirrored=True))
         tc.write_shard(tc.shard_path(cache, split, s, shards), rows, feats)
     tc.update_counts(cache, split, shards, clips)

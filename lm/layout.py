@@ -156,6 +156,11 @@ class Layout:
         lo, hi = self._lo_t[positions][:, None], self._hi_t[positions][:, None]
         return (ids >= lo) & (ids < hi)
 
+    def last_video_positions(self) -> np.ndarray:
+        """int64 [frames]: the position of each frame's last video code, whose output predicts the frame's first
+        audio code."""
+        return 1 + self.block * np.arange(self.frames) + self.video_per_frame
+
     def loss_positions(self, loss_on: str = "both") -> np.ndarray:
         """bool [seq_len]: positions whose token is trained (codes only: never PAD, BOS, FRAME or EOS).
 

@@ -11,10 +11,12 @@ from .layout import AUDIO0, VIDEO, Layout
 
 
 class ModalityLoss:
-    """Callable: (logits [B, T-1, V] predicting ids[:, 1:], ids [B, T]) -> (sums [B, M], counts [M]).
+    """Callable: (logits [B, T-1, V] predicting ids[:, 1:], ids [B, T], scored bool [B, T] or None) ->
+    (sums [B, M], counts [B, M]).
 
     M = 1 + K modalities (video, audio0 .. audio{K-1}), named by `names`; sums[b, m] adds the cross-entropy
-    (nats) of sample b's tokens of modality m, counts[m] is the number of such tokens per sample.
+    (nats) of sample b's scored tokens of modality m, counts[b, m] is their number (all of them when `scored` is
+    None: then every row's counts equal `self.counts` [M], the tokens of each modality in a clip).
     """
 
     def __init__(self, layout: Layout):
@@ -26,21 +28,23 @@ class ModalityLoss:
         self.ranges = [layout.modality_range(m) for m in self.modalities]
         self.counts = torch.tensor([len(p) for p in self.positions], dtype=torch.float64)
 
-    def __call__(self, logits: torch.Tensor, ids: torch.Tensor) -> tuple:
-        sums = []
+    def __call__(self, logits: torch.Tensor, ids: torch.Tensor, scored: torch.Tensor = None) -> tuple:
+        sums, counts = [], []
         for pos, (lo, hi) in zip(self.positions, self.ranges):
             pos = pos.to(ids.device)
             lg = logits[:, pos - 1, lo:hi].float()
             target = ids[:, pos] - lo
-            ce = F.cross_entropy(lg.reshape(-1, hi - lo), target.reshape(-1), reduction="none")
-            sums.append(ce.view(ids.shape[0], -1).sum(1))
-        return torch.stack(sums, 1), self.counts
+            ce = F.cross_entropy(lg.reshape(-1, hi - lo), target.reshape(-1), reduction="none").view(ids.shape[0], -1)
+            keep = torch.ones_like(ce) if scored is None else scored[:, pos].to(ce.dtype)
+            sums.append((ce * keep).sum(1))
+            counts.append(keep.sum(1))
+        return torch.stack(sums, 1), torch.stack(counts, 1).double()
 
     def selection(self, loss_on: str) -> torch.Tensor:
         """bool [M]: the modalities trained for loss_on ('both', 'video' or 'audio')."""
         want = torch.from_numpy(self.layout.loss_positions(loss_on).copy())
         return torch.tensor([bool(want[p[0]]) for p in self.positions])
 
-    def mean(self, sums: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy per selected token over the batch: a scalar."""
-        return sums[:, selected].sum() / (self.counts[selected].sum().item() * sums.shape[0])
+    def mean(self, sums: torch.Tensor, counts: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy per scored token of the selected modalities over the batch: a scalar."""
+        return sums[:, selected].sum() / max(counts[:, selected].sum().item(), 1.0)

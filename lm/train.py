@@ -13,7 +13,13 @@ fp32 (savg.core.machine), else cpu_fp32.json. The config sets the micro-batch, a
 clipping, precision, ZeRO stage and AdamW (--micro-batch, --grad-accum, --clip, --lr override it).
 The learning rate warms up linearly for --warmup steps and decays by a cosine to --min-lr-ratio of the
 peak at --steps. The loss is the cross-entropy of the codes of the modalities asked for (--loss-on),
-over each position's legal range; held-out loss is reported per modality every --eval-every steps.
+over each position's legal range; held-out loss is reported per modality every --eval-every steps, and, on a
+cache made with --mirror, `val/audio_mirror_gap`: the held-out audio loss with the mirrored clip's video minus
+that with the clip's own (nats per token; 0 when the model places sound without looking at the picture).
+--pan-swap P trains a share P of the rows with half their codec frames, at random, taken from the mirrored clip
+and unscored (savg.lm.data, pan_swapped), so that where the sound is must be read from the video.
+--position-loss W adds W x the position head's loss (savg.lm.position: which columns of the picture hold a
+labelled source, read from the state before each frame's audio) on rows with labels; held-out: val/position.
 
 RUN/ receives: checkpoints/ (every --save-every steps and at the end; a rerun resumes from the latest,
 so a killed job loses at most --save-every steps), tb/ (TensorBoard), log.jsonl (one JSON per step and per
@@ -41,6 +47,7 @@ from savg.lm.data import TokenData
 from savg.lm.loss import ModalityLoss
 from savg.lm.model import build_lm, flops_per_token, num_parameters, save_lm, warm_start
 from savg.lm.perf import Meter
+from savg.lm.position import POSITION_BINS, LMWithPositionHead, position_loss
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -77,6 +84,11 @@ def parse_args(argv=None):
     p.add_argument("--local_rank", type=int, default=-1, help="set by the launcher")
     p.add_argument("--loss-on", default="both", choices=("both", "video", "audio"),
                    help="modalities trained: both, video (given audio) or audio (given video)")
+    p.add_argument("--pan-swap", type=float, default=0.0,
+                   help="share of training rows with half their codec frames taken from the mirrored clip, unscored "
+                        "(needs a cache made with --mirror)")
+    p.add_argument("--position-loss", type=float, default=0.0,
+                   help="weight of the position head's loss (savg.lm.position; needs labels in the cache)")
     p.add_argument("--audio-levels", type=int, default=None, help="train on the first K' audio levels only")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps in all")
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
@@ -175,25 +187,37 @@ class Run:
 
 @torch.no_grad()
 def evaluate(engine, data: TokenData, crit: ModalityLoss, args, rank: int, world: int) -> dict:
-    """Held-out cross-entropy per modality (nats per token), averaged over all ranks' clips."""
+    """Held-out cross-entropy per modality (nats per token), averaged over all ranks' clips; with mirrored
+    partners in the cache also val/audio_mirror_gap (see the module docstring)."""
     engine.eval()
     micro = engine.train_micro_batch_size_per_gpu()
-    total = torch.zeros(len(crit.names), dtype=torch.float64)
-    clips = torch.zeros(1, dtype=torch.float64)
+    mirrored = bool((data.partner[data.val_rows] >= 0).all())
+    total = torch.zeros(2 * len(crit.names), dtype=torch.float64)  # own video, then the partner's
+    clips, position = torch.zeros(1, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)  # sum, clips
     for rows, weights in data.val_batches(micro, rank, world, limit=args.eval_clips):
-        ids = data.ids(rows).to(engine.device)
-        logits = engine(input_ids=ids[:, :-1], use_cache=False).logits
-        sums, _ = crit(logits, ids)
-        total += (sums.double().cpu() * weights[:, None]).sum(0)
+        for half, video_rows in enumerate((None, data.partner[rows]) if mirrored else (None,)):
+            ids = data.ids(rows, video_rows).to(engine.device)
+            logits, where = engine(ids[:, :-1])
+            sums, _ = crit(logits, ids)
+            total[half * len(crit.names):(half + 1) * len(crit.names)] += (sums.double().cpu() * weights[:, None]).sum(0)
+            if where is not None and half == 0:
+                targets, labelled = data.position_targets(rows)
+                w = weights * labelled
+                position += torch.stack([(position_loss(where.cpu(), targets).double() * w).sum(), w.sum()])
         clips += weights.sum()
-    both = torch.cat([total, clips]).to(engine.device)  # NCCL reduces device tensors only
+    both = torch.cat([total, clips, position]).to(engine.device)  # NCCL reduces device tensors only
     dist.all_reduce(both)
-    both = both.cpu()
+    both, position = both[:-2].cpu(), both[-2:].cpu()
     engine.train()
-    per = both[:-1] / (both[-1] * crit.counts)
-    out = {f"val/{name}": float(v) for name, v in zip(crit.names, per)}
+    own, swapped = both[:len(crit.names)], both[len(crit.names):-1]
+    out = {f"val/{name}": float(v) for name, v in zip(crit.names, own / (both[-1] * crit.counts))}
     sel = crit.selection(args.loss_on)
-    out["val/loss"] = float((both[:-1][sel]).sum() / (both[-1] * crit.counts[sel].sum()))
+    out["val/loss"] = float(own[sel].sum() / (both[-1] * crit.counts[sel].sum()))
+    if mirrored:
+        audio = crit.selection("audio")
+        out["val/audio_mirror_gap"] = float((swapped[audio] - own[audio]).sum() / (both[-1] * crit.counts[audio].sum()))
+    if position[1] > 0:
+        out["val/position"] = float(position[0] / position[1])
     return out
 
 
@@ -211,6 +235,10 @@ def main(argv=None):
 
     data = TokenData(args.cache, args.split, args.val_fraction, args.seed, args.audio_levels,
                      video_tokenizer=args.video_tokenizer, audio_codec=args.audio_codec)
+    if args.pan_swap > 0 and not (data.partner[data.train_rows] >= 0).any():
+        raise SystemExit(f"--pan-swap needs mirrored partners: {args.cache} was not made with tokenize_dataset.py --mirror")
+    if args.position_loss > 0 and not data.labelled[data.train_rows].any():
+        raise SystemExit(f"--position-loss needs labels: no training clip of {args.cache} has any")
     layout = data.layout
     tokenizers = {k: data.meta[k] for k in ("video_tokenizer", "audio_codec")}
     model = build_lm(args.preset, layout, tokenizers, seed=args.seed)
@@ -226,8 +254,9 @@ def main(argv=None):
     cfg = ds_config(args)
     sched = lambda opt: torch.optim.lr_scheduler.LambdaLR(  # noqa: E731
         opt, lambda s: warmup_cosine(s, args.warmup, args.steps, args.min_lr_ratio))
-    groups = param_groups(model, cfg["optimizer"]["params"].get("weight_decay", 0.0))
-    engine, _, _, _ = deepspeed.initialize(model=model, config=cfg, lr_scheduler=sched, model_parameters=groups)
+    net = LMWithPositionHead(model, layout.last_video_positions(), POSITION_BINS if args.position_loss > 0 else 0)
+    groups = param_groups(net, cfg["optimizer"]["params"].get("weight_decay", 0.0))
+    engine, _, _, _ = deepspeed.initialize(model=net, config=cfg, lr_scheduler=sched, model_parameters=groups)
     micro, accum = engine.train_micro_batch_size_per_gpu(), engine.gradient_accumulation_steps()
     crit = ModalityLoss(layout)
     selected = crit.selection(args.loss_on)
@@ -259,25 +288,34 @@ def main(argv=None):
             f"ZeRO {cfg.get('zero_optimization', {}).get('stage', 0)}, {micro} x {accum} x {world} clips per step")
 
     for step in range(start, args.steps):
-        loss_sum, lr, norm, t0 = torch.zeros(1, dtype=torch.float64), engine.get_lr()[0], None, time.perf_counter()
+        loss_sum, lr, norm, t0 = torch.zeros(2, dtype=torch.float64), engine.get_lr()[0], None, time.perf_counter()
         for m in range(accum):
-            ids = data.ids(data.train_rows_at(step * accum + m, micro, rank, world)).to(engine.device)
-            logits = engine(input_ids=ids[:, :-1], use_cache=False).logits
-            sums, _ = crit(logits, ids)
-            loss = crit.mean(sums, selected)
-            engine.backward(loss)
+            rows = data.train_rows_at(step * accum + m, micro, rank, world)
+            ids, scored = data.pan_swapped(rows, step * accum + m, args.pan_swap, rank)
+            ids, scored = ids.to(engine.device), scored.to(engine.device)
+            logits, where = engine(ids[:, :-1])
+            sums, counts = crit(logits, ids, scored)
+            loss, placed = crit.mean(sums, counts, selected), torch.zeros((), device=engine.device)
+            if where is not None:
+                targets, labelled = data.position_targets(rows)
+                if labelled.any():
+                    labelled = labelled.to(engine.device)
+                    placed = position_loss(where[labelled], targets.to(engine.device)[labelled]).mean()
+            engine.backward(loss + args.position_loss * placed)
             if m == accum - 1 and plain_fp32:  # DeepSpeed keeps no norm for plain fp32: measure it before clipping
                 grads = [p.grad for p in engine.module.parameters() if p.grad is not None]
                 norm = float(torch.nn.utils.get_total_norm(grads))
             engine.step()
-            loss_sum += loss.detach().double().cpu()
+            loss_sum += torch.stack([loss.detach(), placed.detach()]).double().cpu()
         meter.add(tokens_per_step, time.perf_counter() - t0)  # the loss's .cpu() waited for the device
         loss_sum = loss_sum.to(engine.device)
         dist.all_reduce(loss_sum)
         loss_sum = loss_sum.cpu()
         done = step + 1
         norm = norm if plain_fp32 else _float(engine.get_global_grad_norm())
-        scalars = {"train/loss": float(loss_sum) / (accum * world), "train/lr": lr, "train/grad_norm": norm}
+        scalars = {"train/loss": float(loss_sum[0]) / (accum * world), "train/lr": lr, "train/grad_norm": norm}
+        if args.position_loss > 0:
+            scalars["train/position"] = float(loss_sum[1]) / (accum * world)
         printed = done % args.log_every == 0 or done == args.steps
         if printed:
             scalars.update({f"perf/{k}": v for k, v in meter.read().items()})
@@ -311,7 +349,7 @@ def export(engine, folder: Path, rank: int, step: int) -> None:
     """save_pretrained the full model (gathered from ZeRO-3 partitions) on rank 0."""
     import deepspeed
 
-    model = engine.module
+    model = engine.module.lm
     getattr(model.config, "savg")["step"] = step
     with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
         if rank == 0:

@@ -153,7 +153,12 @@ def test_modality_loss_of_a_uniform_guess_is_log_codebook_size():
     sums, _ = crit(logits, ids)
     assert sums.max() < 1e-6
     assert crit.selection("audio").tolist() == [False, True, True]
-    assert crit.mean(sums + 1, crit.selection("video")) == pytest.approx(1 / counts[0].item())
+    assert crit.mean(sums + 1, counts, crit.selection("video")) == pytest.approx(1 / counts[0, 0].item())
+    # unscored targets add nothing and are not counted
+    scored = torch.from_numpy(lay.modality == VIDEO).expand(2, -1)
+    sums, counts = crit(torch.zeros(2, lay.seq_len - 1, lay.vocab_size), ids, scored)
+    assert (sums[:, 1:] == 0).all() and (counts[:, 1:] == 0).all()
+    assert counts[0, 0] == crit.counts[0] and crit.mean(sums, counts, crit.selection("both")) == pytest.approx(math.log(256))
 
 
 def test_training_order_is_a_function_of_the_position_only():

@@ -10,12 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
 from savg.lm.data import write_random_cache
 from savg.lm.layout import Layout
 from savg.lm.model import load_lm
+from savg.lm.position import POSITION_BINS, position_targets
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "lm" / "train.py"
@@ -155,3 +158,52 @@ def test_warm_start_onto_a_parametric_codec_shifts_the_audio_levels(tmp_path):
     assert torch.equal(w[slice(*new_layout.modality_range(2))], fresh)
     for k in range(old_layout.audio_levels):
         assert torch.equal(w[slice(*new_layout.modality_range(3 + k))], w_old[slice(*old_layout.modality_range(2 + k))])
+
+
+def test_pan_swap_takes_random_codec_frames_from_the_mirrored_partner_unscored(tmp_path):
+    from savg.lm.data import TokenData
+
+    write_random_cache(tmp_path / "cache", tiny_layout(), clips=6, seed=0, used_codes=USED_CODES, mirror=True)
+    data = TokenData(tmp_path / "cache", val_fraction=0.2)
+    assert (data.partner >= 0).all() and (data.partner[data.partner] == np.arange(len(data.partner))).all()
+    rows = data.train_rows[:4]
+    plain, all_scored = data.pan_swapped(rows, 0, 0.0)
+    assert torch.equal(plain, data.ids(rows)) and all_scored.all()
+    ids, scored = data.pan_swapped(rows, 3, 1.0)
+    again, _ = data.pan_swapped(rows, 3, 1.0)
+    assert torch.equal(ids, again)  # a function of (seed, micro-step): a resumed run draws the same
+    lay = data.layout
+    audio = torch.from_numpy(lay.modality >= 2)
+    for b, r in enumerate(rows):
+        own, partner = data.ids([r])[0], data.ids([data.partner[r]])[0]
+        hidden = ~scored[b]
+        assert 0 < hidden.sum() < audio.sum() and (hidden <= audio).all()  # some audio codes, never anything else
+        levels = hidden[audio].view(lay.audio_frames, lay.audio_levels)
+        assert (levels == levels[:, :1]).all()  # whole codec frames: every level alike
+        assert torch.equal(ids[b, hidden], partner[hidden]) and torch.equal(ids[b, ~hidden], own[~hidden])
+
+
+def test_position_targets_mark_the_columns_of_the_sources_at_each_frames_start():
+    labels = np.array([[0, 0, 10.0, 72], [0, 1, 250.0, 72], [2, 0, 130.0, 72], [2, 1, 300.0, 72], [5, 0, 40.0, 72]])
+    t = position_targets([labels, np.zeros((0, 4))], frames=3)
+    assert t.shape == (2, 3, POSITION_BINS) and t[1].sum() == 0
+    assert [t[0, f].nonzero().flatten().tolist() for f in range(3)] == [[0, 15], [8], [2]]  # 10 Hz frames 0, 2, 5
+
+
+def test_pan_swap_and_position_loss_report_their_measures_and_refuse_caches_without_them(cache, uninterrupted, tmp_path):
+    write_random_cache(tmp_path / "mirrored", tiny_layout(), clips=10, seed=0, used_codes=USED_CODES, mirror=True,
+                       labelled=True)
+    out = tmp_path / "run"
+    run(["--cache", tmp_path / "mirrored", "--out", out, *COMMON, "--steps", "4", "--pan-swap", "0.5",
+         "--position-loss", "0.5"])
+    val = [r for r in log(out) if "val/loss" in r][-1]
+    assert np.isfinite(val["val/audio_mirror_gap"]) and val["val/audio_mirror_gap"] != 0
+    trained = [r["train/position"] for r in log(out) if "train/position" in r]
+    assert np.isfinite(val["val/position"]) and trained[-1] < trained[0]  # at least the columns' prior is learnt
+    assert not any(k.startswith("head") for k in safe_open(out / "model" / "model.safetensors", "pt").keys())
+    load_lm(out / "model")
+    assert not {"val/audio_mirror_gap", "val/position"} & set([r for r in log(uninterrupted) if "val/loss" in r][-1])
+    proc = run(["--cache", cache, "--out", tmp_path / "refused", *COMMON, "--pan-swap", "0.5"], check=False)
+    assert proc.returncode != 0 and "--mirror" in proc.stdout + proc.stderr
+    proc = run(["--cache", cache, "--out", tmp_path / "refused2", *COMMON, "--position-loss", "0.5"], check=False)
+    assert proc.returncode != 0 and "needs labels" in proc.stdout + proc.stderr
