@@ -3,7 +3,7 @@
 The language model must place each frame's sound where the picture shows its source, but the audio history
 already says where it was, so plain training never makes it look at the video (bench/lm_placement.py: a probe
 of the shipped model's state finds the source from its audio so far and not at all from the picture). Here a
-linear head reads the last block's state at each frame's last video code (the position that predicts the
+linear head reads one block's state (the last by default) at each frame's last video code (the position that predicts the
 frame's first audio code, before any of that frame's audio) and is trained to say which of `bins` equal
 columns of the 256-px picture hold a labelled source at that frame's start (multi-label: none, one or
 several). The labels come with the clips (SVGSA24 metadata; the procedural data's exact positions), so any
@@ -34,15 +34,19 @@ def position_targets(labels: list, frames: int, bins: int = POSITION_BINS) -> to
 
 
 class LMWithPositionHead(nn.Module):
-    """The language model and, when bins > 0, the position head on its last block.
+    """The language model and, when bins > 0, the position head on the output of its block `block` (1..blocks;
+    None: the last).
 
     forward(input_ids [B, T]) -> (logits [B, T, V], position logits [B, frames, bins] or None).
     `positions`: int64 [frames], the input positions read (layout.last_video_positions()); all must be < T.
     """
 
-    def __init__(self, lm: nn.Module, positions: np.ndarray, bins: int = 0):
+    def __init__(self, lm: nn.Module, positions: np.ndarray, bins: int = 0, block: int = None):
         super().__init__()
-        self.lm = lm
+        blocks = lm.config.num_hidden_layers
+        if block is not None and not 1 <= block <= blocks:
+            raise ValueError(f"the position head reads a block 1..{blocks}, got {block}")
+        self.lm, self.block = lm, blocks if block is None else block
         self.register_buffer("positions", torch.as_tensor(positions, dtype=torch.long), persistent=False)
         self.head = nn.Linear(lm.config.hidden_size, bins) if bins else None
 
@@ -50,7 +54,7 @@ class LMWithPositionHead(nn.Module):
         out = self.lm(input_ids=input_ids, use_cache=False, output_hidden_states=self.head is not None)
         if self.head is None:
             return out.logits, None
-        return out.logits, self.head(out.hidden_states[-1][:, self.positions])
+        return out.logits, self.head(out.hidden_states[self.block][:, self.positions])
 
 
 def position_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

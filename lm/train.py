@@ -19,7 +19,8 @@ that with the clip's own (nats per token; 0 when the model places sound without 
 --pan-swap P trains a share P of the rows with half their codec frames, at random, taken from the mirrored clip
 and unscored (savg.lm.data, pan_swapped), so that where the sound is must be read from the video.
 --position-loss W adds W x the position head's loss (savg.lm.position: which columns of the picture hold a
-labelled source, read from the state before each frame's audio) on rows with labels; held-out: val/position.
+labelled source, read from the state before each frame's audio, at the output of block --position-block, by
+default the last) on rows with labels; held-out: val/position.
 
 RUN/ receives: checkpoints/ (every --save-every steps and at the end; a rerun resumes from the latest,
 so a killed job loses at most --save-every steps), tb/ (TensorBoard), log.jsonl (one JSON per step and per
@@ -89,6 +90,8 @@ def parse_args(argv=None):
                         "(needs a cache made with --mirror)")
     p.add_argument("--position-loss", type=float, default=0.0,
                    help="weight of the position head's loss (savg.lm.position; needs labels in the cache)")
+    p.add_argument("--position-block", type=int, default=None,
+                   help="block (1..blocks) whose output the position head reads (default: the last)")
     p.add_argument("--audio-levels", type=int, default=None, help="train on the first K' audio levels only")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps in all")
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
@@ -254,7 +257,8 @@ def main(argv=None):
     cfg = ds_config(args)
     sched = lambda opt: torch.optim.lr_scheduler.LambdaLR(  # noqa: E731
         opt, lambda s: warmup_cosine(s, args.warmup, args.steps, args.min_lr_ratio))
-    net = LMWithPositionHead(model, layout.last_video_positions(), POSITION_BINS if args.position_loss > 0 else 0)
+    net = LMWithPositionHead(model, layout.last_video_positions(), POSITION_BINS if args.position_loss > 0 else 0,
+                              args.position_block)
     groups = param_groups(net, cfg["optimizer"]["params"].get("weight_decay", 0.0))
     engine, _, _, _ = deepspeed.initialize(model=net, config=cfg, lr_scheduler=sched, model_parameters=groups)
     micro, accum = engine.train_micro_batch_size_per_gpu(), engine.gradient_accumulation_steps()

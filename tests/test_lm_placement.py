@@ -25,6 +25,20 @@ def test_probe_finds_a_linear_code_of_x_and_not_noise():
         bench.probe(coded[:8], x[:8], clips[:8], 40)
 
 
+def test_column_probe_finds_the_column_that_stands_out_and_not_noise():
+    bench = load_bench("lm_placement")
+    rng = np.random.default_rng(0)
+    clips = np.repeat(np.arange(40), 10)
+    x = rng.uniform(0, 256, len(clips))
+    noise = rng.normal(0, 1, (len(x), 16, 8))
+    marked = noise.copy()
+    marked[np.arange(len(x)), bench.source_columns(x, 16), 3] += 4.0  # the source's column stands out on one feature
+    assert bench.column_probe(marked, x, clips, 40) > 0.95
+    assert bench.column_probe(noise, x, clips, 40) < 0.4
+    assert bench.column_chance(x, clips, 40, 16) < 0.4
+    assert list(bench.source_columns(np.array([0.0, 15.9, 16.0, 255.9, 300.0]), 16)) == [0, 0, 1, 15, 15]
+
+
 def test_bench_reads_both_conditions_for_each_model(world, tmp_path):  # noqa: F811
     bench = load_bench("lm_placement")
     common = ["--work", str(tmp_path / "work"), "--clips", "8", "--threads", "1", "--checkpoint", str(world / "lm"),
@@ -36,7 +50,9 @@ def test_bench_reads_both_conditions_for_each_model(world, tmp_path):  # noqa: F
     assert result["clips"] == 8 and result["frames_fit"] > 0 and result["frames_test"] > 0
     first, again = result["models"][str(world / "lm")], result["models"]["again"]
     assert first == again  # the same model on the same frames
-    assert set(first) == {"own_audio_r", "own_audio_mae_px", "other_audio_r", "other_audio_mae_px"}
+    assert set(first) == {"own_audio_r", "own_audio_mae_px", "other_audio_r", "other_audio_mae_px",
+                          "picture_column_within1", "codes_column_within1"}
+    assert 0 <= first["picture_column_within1"] <= 1 and 0 <= result["column_chance_within1"] <= 1
     assert first["own_audio_r"] != first["other_audio_r"]
     with pytest.raises(SystemExit):
         bench.main(common + ["--beside", str(tmp_path / "no_such_lm")])

@@ -190,12 +190,31 @@ def test_position_targets_mark_the_columns_of_the_sources_at_each_frames_start()
     assert [t[0, f].nonzero().flatten().tolist() for f in range(3)] == [[0, 15], [8], [2]]  # 10 Hz frames 0, 2, 5
 
 
+def test_position_head_reads_the_chosen_block_at_the_last_video_codes():
+    from savg.lm.model import build_lm
+    from savg.lm.position import LMWithPositionHead
+
+    layout = tiny_layout()
+    lm = build_lm("tiny", layout, seed=0)
+    ids = layout.codes_to_ids(torch.randint(0, 4, (1, layout.frames, *layout.grid)),
+                              torch.randint(0, 4, (1, layout.audio_frames, layout.audio_levels)))
+    hidden = lm(input_ids=ids, output_hidden_states=True).hidden_states
+    for block in (1, None):
+        net = LMWithPositionHead(lm, layout.last_video_positions(), POSITION_BINS, block)
+        logits, where = net(ids)
+        read = hidden[block or lm.config.num_hidden_layers][:, layout.last_video_positions()]
+        assert where.shape == (1, layout.frames, POSITION_BINS) and torch.allclose(where, net.head(read), atol=1e-5)
+    assert LMWithPositionHead(lm, layout.last_video_positions())(ids)[1] is None
+    with pytest.raises(ValueError, match="block 1.."):
+        LMWithPositionHead(lm, layout.last_video_positions(), POSITION_BINS, lm.config.num_hidden_layers + 1)
+
+
 def test_pan_swap_and_position_loss_report_their_measures_and_refuse_caches_without_them(cache, uninterrupted, tmp_path):
     write_random_cache(tmp_path / "mirrored", tiny_layout(), clips=10, seed=0, used_codes=USED_CODES, mirror=True,
                        labelled=True)
     out = tmp_path / "run"
     run(["--cache", tmp_path / "mirrored", "--out", out, *COMMON, "--steps", "4", "--pan-swap", "0.5",
-         "--position-loss", "0.5"])
+         "--position-loss", "0.5", "--position-block", "1"])
     val = [r for r in log(out) if "val/loss" in r][-1]
     assert np.isfinite(val["val/audio_mirror_gap"]) and val["val/audio_mirror_gap"] != 0
     trained = [r["train/position"] for r in log(out) if "train/position" in r]
