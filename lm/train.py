@@ -334,6 +334,7 @@ def main(argv=None):
     export(engine, out / "model", rank, max(start, args.steps))
     run.say(f"exported {out / 'model'}")
     run.close()
+    dist.destroy_process_group()  # stop the communicator's threads before exit (else a rank may abort at exit)
 
 
 def _float(x):
