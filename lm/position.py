@@ -3,8 +3,8 @@
 The language model must place each frame's sound where the picture shows its source, but the audio history
 already says where it was, so plain training never makes it look at the video (bench/lm_placement.py: a probe
 of the shipped model's state finds the source from its audio so far and not at all from the picture). Here a
-linear head reads one block's state (the last by default) at each frame's last video code (the position that predicts the
-frame's first audio code, before any of that frame's audio) and is trained to say which of `bins` equal
+linear head reads one block's state (the last by default) at each frame's last video code (the position that
+predicts the frame's first audio code, before any of that frame's audio) and is trained to say which of `bins` equal
 columns of the 256-px picture hold a labelled source at that frame's start (multi-label: none, one or
 several). The labels come with the clips (SVGSA24 metadata; the procedural data's exact positions), so any
 cache with labels can train it; generation never uses the head and the exported model does not contain it.

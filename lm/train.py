@@ -242,6 +242,8 @@ def main(argv=None):
         raise SystemExit(f"--pan-swap needs mirrored partners: {args.cache} was not made with tokenize_dataset.py --mirror")
     if args.position_loss > 0 and not data.labelled[data.train_rows].any():
         raise SystemExit(f"--position-loss needs labels: no training clip of {args.cache} has any")
+    if args.position_block is not None and args.position_loss <= 0:
+        raise SystemExit("--position-block chooses where the position head reads: it needs --position-loss W > 0")
     layout = data.layout
     tokenizers = {k: data.meta[k] for k in ("video_tokenizer", "audio_codec")}
     model = build_lm(args.preset, layout, tokenizers, seed=args.seed)

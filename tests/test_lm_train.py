@@ -201,7 +201,7 @@ def test_position_head_reads_the_chosen_block_at_the_last_video_codes():
     hidden = lm(input_ids=ids, output_hidden_states=True).hidden_states
     for block in (1, None):
         net = LMWithPositionHead(lm, layout.last_video_positions(), POSITION_BINS, block)
-        logits, where = net(ids)
+        _, where = net(ids)
         read = hidden[block or lm.config.num_hidden_layers][:, layout.last_video_positions()]
         assert where.shape == (1, layout.frames, POSITION_BINS) and torch.allclose(where, net.head(read), atol=1e-5)
     assert LMWithPositionHead(lm, layout.last_video_positions())(ids)[1] is None
@@ -226,3 +226,6 @@ def test_pan_swap_and_position_loss_report_their_measures_and_refuse_caches_with
     assert proc.returncode != 0 and "--mirror" in proc.stdout + proc.stderr
     proc = run(["--cache", cache, "--out", tmp_path / "refused2", *COMMON, "--position-loss", "0.5"], check=False)
     assert proc.returncode != 0 and "needs labels" in proc.stdout + proc.stderr
+    proc = run(["--cache", tmp_path / "mirrored", "--out", tmp_path / "refused3", *COMMON, "--position-block", "1"],
+               check=False)
+    assert proc.returncode != 0 and "needs --position-loss" in proc.stdout + proc.stderr
