@@ -17,6 +17,15 @@ eval clips, the same number of dev clips). Rows, each against the eval split (re
   tokenizers     the dev clips encoded and decoded by the shipped video tokenizer and audio codec: what a
                  language model that predicted their codes perfectly would score (the tokenizers' ceiling)
   ground truth   the dev clips in place of generated ones (eval vs dev, what a perfect model would score)
+  forced plan    (a model with a source plan, savg.lm.plan) clips generated with the eval clips' label files forced as
+                 their plans (scripts/generate.py --plan): do the sound and the picture follow a plan they are given?
+The source plan's measures (savg.eval.plan_follow): plan_accuracy_v2a, the share of the conditioned clips' labelled
+frames whose V2A plan (read off the true video) has a source within 40 px of a labelled one; forced_plan_sound, the
+share of the forced-plan clips' SELD rows within 40 px of a forced source; forced_plan_picture, the share of forced
+sources with a detected person within 40 px. What a person sees (savg.eval.picture_stats): person_rate_gen and
+person_rate_gt, the share of frames where the shipped detector finds a person in the generated clips and in the
+eval clips (hog_person_rate_*: OpenCV's HOG), and sharpness_ratio, the variance of the Laplacian of generated
+frames over the eval clips'.
 The conditioned rows (V2A, V2A ceiling, A2V, shuffled audio) are all made from the same eval clips: the first
 --num-samples of the split, sorted (all of a made split); the ground truth's Spatial AV-Align is scored on those
 clips too, so these rows sit beside it clip for clip. FVD / KVD / FAD use the official protocol (96 shuffled 2 s
@@ -37,7 +46,9 @@ Last line: JSON {"spatial_gen", "spatial_gt", "fvd_gen", "fvd_gt", "fad_gen", "f
 "nearest_train_ratio", ...; "spatial_tok", "fvd_tok", "temporal_tok", ... for the tokenizers row; "spatial_v2a",
 "spatial_v2a_ceiling", "spatial_a2v", "spatial_shuffled", "temporal_v2a", "temporal_v2a_ceiling", "temporal_a2v",
 "temporal_shuffled", "nearest_train_a2v", "fad_v2a", "fad_v2a_ceiling", "fvd_a2v", "kvd_a2v", "sec_per_clip_v2a",
-"sec_per_clip_a2v", "num_conditioned" for the conditioned rows}.
+"sec_per_clip_a2v", "num_conditioned" for the conditioned rows; "person_rate_gen", "person_rate_gt",
+"hog_person_rate_gen", "hog_person_rate_gt", "sharpness_ratio"; with a source plan "plan_accuracy_v2a",
+"forced_plan_sound", "forced_plan_picture", "spatial_forced"}.
 """
 import argparse
 import importlib.util
@@ -46,6 +57,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from savg.core.cli import HelpFormatter
 from savg.core.machine import add_machine_args
@@ -146,6 +159,8 @@ def main(argv=None):
     p.add_argument("--temperature", type=float, default=None, help="sampling temperature (0 = greedy; default: scripts/generate.py's)")
     p.add_argument("--top-k", type=int, default=None, help="keep the k most likely ids (0 = off; default: scripts/generate.py's)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus mass (1.0 = off; default: scripts/generate.py's)")
+    p.add_argument("--plan-temperature", type=float, default=None,
+                   help="temperature of the source plan's slots (default: scripts/generate.py's)")
     p.add_argument("--fad-backend", default=None, help="aisfx or audioclip (needs --fad-weights); None: scripts/evaluate.py's default")
     p.add_argument("--fad-weights", default=None, help="local weights of the FAD backend (required for audioclip)")
     p.add_argument("--train-clips", type=int, default=None,
@@ -164,7 +179,7 @@ def main(argv=None):
     from savg.eval.seld import load_seld
     from savg.eval.spatial import evaluate_spatial
     from savg.eval.temporal_align import evaluate_temporal
-    from savg.data.svgsa24 import list_split
+    from savg.data.svgsa24 import label_path, list_split
 
     work = Path(args.work)
     data = Path(args.data) if args.data else work / "data"
@@ -176,8 +191,8 @@ def main(argv=None):
         sys.exit(f"error: {data / 'video_eval'}: the conditioned rows need at least 2 eval clips, found {len(cond_paths)}")
     machine = ["--dtype", args.dtype, "--threads", str(args.threads)] + (["--device", args.device] if args.device else [])
 
-    sampling = [a for flag, v in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--top-p", args.top_p))
-                if v is not None for a in (flag, str(v))]
+    sampling = [a for flag, v in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--top-p", args.top_p),
+                                  ("--plan-temperature", args.plan_temperature)) if v is not None for a in (flag, str(v))]
 
     def generate(out: Path, num: int, *prompt) -> tuple:
         """(generation.json, seconds per clip: 0-ish when every sample was already there)."""
@@ -191,6 +206,14 @@ def main(argv=None):
     made, seconds_per_clip = generate(work / "generated", args.num_samples)
     _, seconds_v2a = generate(work / "generated_v2a", len(cond_paths), "--video-prompt", str(cond_folder))
     _, seconds_a2v = generate(work / "generated_a2v", len(cond_paths), "--audio-prompt", str(cond_folder))
+    planned = bool(made["settings"]["layout"].get("plan_slots"))
+    cond_labels = [label_path(data, path) for path in cond_paths]
+    if planned:  # the eval clips' labels as forced plans, in the conditioned clips' order
+        plans = work / "forced_plans"
+        plans.mkdir(parents=True, exist_ok=True)
+        for i, label in enumerate(cond_labels):
+            (plans / f"{i:04d}.csv").write_bytes(label.read_bytes())
+        generate(work / "generated_forced", len(cond_paths), "--plan", str(plans))
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -201,20 +224,22 @@ def main(argv=None):
     dev_paths = [e.video for e in list_split(data, "dev")]
     tokenized = reconstruct(dev_paths, work / "tokenizers_round_trip", args.video_tokenizer, args.audio_codec)
     folders = {"gen": work / "generated", "v2a": work / "generated_v2a", "a2v": work / "generated_a2v",
+               **({"forced": work / "generated_forced"} if planned else {}),
                "v2a_ceiling": reconstruct(cond_paths, work / "codec_round_trip", audio_codec=args.audio_codec),
                "shuffled": shuffle_audio(cond_paths, work / "shuffled_audio", seld.cfg.sample_rate),
                "tok": tokenized, "gt": data / "video_dev"}
     spatial_of = {**folders, "gt": cond_folder}  # the clips scored for Spatial / Temporal AV-Align, where not the same
-    labels = {key: label for key, label, _ in ROWS}
-    spatial = {key: evaluate_spatial(spatial_of[key], work / key / "spatial", seld, detector) for key, _, _ in ROWS}
+    rows_scored = ROWS + ((("forced", "forced plan", ()),) if planned else ())
+    labels = {key: label for key, label, _ in rows_scored}
+    spatial = {key: evaluate_spatial(spatial_of[key], work / key / "spatial", seld, detector) for key, _, _ in rows_scored}
     temporal = {key: evaluate_temporal(spatial_of[key], work / "cache", f"temporal AV-Align {label}")
-                for key, label, _ in ROWS}
+                for key, label, _ in rows_scored}
     memorised = ("gen", "a2v")  # rows whose video is generated: the memorisation check
     train_clips = TRAIN_CLIPS if args.train_clips is None else args.train_clips
     rows = {}
-    for key, label, kinds in ROWS:
+    for key, label, kinds in rows_scored:
         beside = [{"row": labels[other], **spatial[other], "temporal_av_align": temporal[other]["temporal_av_align"]}
-                  for other, _, _ in ROWS if other != key]
+                  for other, _, _ in rows_scored if other != key]
         m = evaluate(folders[key], reference, work / key, "official", extractors=extractors, cache_dir=work / "cache",
                      spatial=spatial[key], kinds=kinds, beside=beside, temporal=temporal[key],
                      train=dev_paths if key in memorised else None, train_clips=train_clips)
@@ -225,7 +250,7 @@ def main(argv=None):
     fmt = lambda v, spec, width: f"{'-':>{width}s}" if v is None else f"{v:{width}{spec}}"  # noqa: E731
     print(f"{'':14s} {'FVD':>9s} {'KVD':>8s} {gen['fad_name']:>10s} {'Spatial AV-Align':>18s} {'':14s} {'/ gt':>6s} "
           f"{'Temporal':>9s}")
-    for key, label, _ in ROWS:
+    for key, label, _ in rows_scored:
         r = rows[key]
         vs_gt = r["spatial"] / gt["spatial"] if r["spatial"] is not None and gt["spatial"] else None
         print(f"{label:14s} {fmt(r['fvd'], '.1f', 9)} {fmt(r['kvd'], '.2f', 8)} {fmt(r['fad'], '.2f', 10)} "
@@ -236,6 +261,16 @@ def main(argv=None):
           f"{memo['generated']['median']:.4g} ({memo['generated']['q1']:.4g}, {memo['generated']['q3']:.4g}), A2V "
           f"{memo_a2v['generated']['median']:.4g}, eval clips {memo['eval']['median']:.4g} ({memo['eval']['q1']:.4g}, "
           f"{memo['eval']['q3']:.4g}); generated / eval = {fmt(memo['ratio'], '.3f', 0)}")
+    seen = picture_measures(folders["gen"], cond_paths, work)
+    frames_grid(folders["gen"], [(p, label_path(data, p)) for p in cond_paths], work / "frames.png")
+    plan = plan_measures(work, cond_labels) if planned else {}
+    print(f"person rate (shipped detector): generated {seen['person_rate_gen']:.3f}, eval clips "
+          f"{seen['person_rate_gt']:.3f}; HOG {seen['hog_person_rate_gen']:.3f} / {seen['hog_person_rate_gt']:.3f}; "
+          f"sharpness generated / eval = {seen['sharpness_ratio']:.3f}")
+    if plan:
+        print(f"source plan: V2A plan accuracy {plan['plan_accuracy_v2a']:.3f} (of {plan['plan_frames']} labelled frames); "
+              f"forced plan: sound within 40 px {plan['forced_plan_sound']:.3f}, a person within 40 px "
+              f"{plan['forced_plan_picture']:.3f}")
     ratio = gen["spatial"] / gt["spatial"] if gen["spatial"] is not None and gt["spatial"] else None
     print(f"spatial generated / ground truth = {ratio if ratio is None else round(ratio, 3)} (target >= 0.8); "
           f"generation {seconds_per_clip:.2f} s per clip ({made['settings']['dtype']}), V2A {seconds_v2a:.2f}, "
@@ -256,8 +291,90 @@ def main(argv=None):
                       **{f"temporal_{key}": r3(rows[key]["temporal"], 4) for key, _, _ in ROWS},
                       "nearest_train_gen": r3(memo["generated"]["median"], 4), "nearest_train_eval": r3(memo["eval"]["median"], 4),
                       "nearest_train_ratio": r3(memo["ratio"], 3), "nearest_train_a2v": r3(memo_a2v["generated"]["median"], 4),
-                      "num_train_clips": memo["num_train"]}))
+                      "num_train_clips": memo["num_train"], **seen, **plan,
+                      **({"spatial_forced": rows["forced"]["spatial"]} if planned else {})}))
     return 0
+
+
+def picture_measures(generated: Path, reference_paths: list, work: Path) -> dict:
+    """Person rates (the shipped detector's rows written by the spatial scoring; HOG run here, cached in WORK) and
+    the sharpness ratio of the generated clips against the reference clips."""
+    from savg.data.clip_io import read_clip
+    from savg.eval.detectors import get_detector
+    from savg.eval.picture_stats import person_rate, sharpness
+    from savg.eval.spatial_align import read_det_rows, write_det_rows
+
+    hog = get_detector("hog")
+    out = {}
+    for side, folder, paths in (("gen", work / "gen", sorted(generated.glob("*.mp4"))), ("gt", work / "gt", reference_paths)):
+        tiny, found, sharp = [], [], []
+        for path in paths:
+            tiny.append(read_det_rows(folder / "spatial" / "detector" / f"{Path(path).stem}.csv"))
+            cached = folder / "hog" / f"{Path(path).stem}.csv"
+            video = read_clip(path).video
+            if not cached.is_file():
+                write_det_rows(cached, hog.detect(video))
+            found.append(read_det_rows(cached))
+            sharp.append(sharpness(video))
+        out[f"person_rate_{side}"], out[f"hog_person_rate_{side}"] = person_rate(tiny), person_rate(found)
+        out[f"sharpness_{side}"] = float(np.mean(sharp))
+    out["sharpness_ratio"] = out["sharpness_gen"] / out["sharpness_gt"]
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+def frames_grid(generated: Path, references: list, out: Path, clips: int = 6, frames=(0, 7, 13, 19)) -> None:
+    """WORK/frames.png: `clips` rows, each the pictures of `frames` of a generated clip (left) beside those of an eval
+    clip (right), with the source columns drawn (red speech, green instrument): a generated clip's plan
+    (DIR/metadata/NAME.csv) and the eval clip's labels."""
+    import cv2
+
+    from savg.data.clip_format import picture, video_frame_to_label_frame
+    from savg.data.clip_io import read_clip
+    from savg.data.media import write_png
+    from savg.data.svgsa24 import read_labels
+
+    def strip(video, labels):
+        tiles = []
+        for t in frames:
+            pic = np.ascontiguousarray(picture(video[t]))
+            for r in [] if labels is None else labels[labels["frame"] == video_frame_to_label_frame(t)]:
+                colour = (40, 220, 60) if r["class_id"] == 9 else (230, 40, 40)
+                cv2.line(pic, (int(r["x"]), 0), (int(r["x"]), pic.shape[0] - 1), colour, 1)
+            tiles.append(pic)
+        return np.concatenate(tiles, 1)
+
+    rows = []
+    for path, (ref, ref_labels) in zip(sorted(generated.glob("*.mp4"))[:clips], references):
+        plan = generated / "metadata" / f"{path.stem}.csv"
+        gap = np.full((144, 8, 3), 255, np.uint8)
+        rows.append(np.concatenate([strip(read_clip(path).video, read_labels(plan) if plan.is_file() else None), gap,
+                                    strip(read_clip(ref).video, read_labels(ref_labels) if ref_labels.is_file() else None)], 1))
+    write_png(out, np.concatenate(rows, 0))
+
+
+def plan_measures(work: Path, cond_labels: list) -> dict:
+    """plan_accuracy_v2a, forced_plan_sound and forced_plan_picture (module docstring) from the V2A samples' codes and
+    the forced-plan samples' SELD and detector rows (written by the spatial scoring)."""
+    from savg.data.svgsa24 import read_labels
+    from savg.eval.plan_follow import picture_follows, sound_follows
+    from savg.eval.spatial_align import read_det_rows, read_seld_rows
+    from savg.lm.plan import plan_hits
+
+    bins = json.loads((work / "generated_v2a" / "generation.json").read_text())["settings"]["layout"]["plan_bins"]
+    hits = frames = sound = seld_rows = seen = sources = 0
+    for i, label in enumerate(cond_labels):
+        name = f"sample_{i:04d}"
+        h, f = plan_hits(np.load(work / "generated_v2a" / "codes" / f"{name}.npz")["plan"], read_labels(label), bins)
+        hits, frames = hits + h, frames + f
+        forced = read_labels(work / "generated_forced" / "metadata" / f"{name}.csv")  # the plan as forced (columns)
+        forced = np.stack([forced[c] for c in ("frame", "class_id", "x", "y")], 1)
+        h, n = sound_follows(read_seld_rows(work / "forced" / "spatial" / "seld" / f"{name}.csv"), forced)
+        sound, seld_rows = sound + h, seld_rows + n
+        h, n = picture_follows(read_det_rows(work / "forced" / "spatial" / "detector" / f"{name}.csv"), forced)
+        seen, sources = seen + h, sources + n
+    share = lambda a, b: round(a / b, 4) if b else None  # noqa: E731
+    return {"plan_accuracy_v2a": share(hits, frames), "plan_frames": frames, "forced_plan_sound": share(sound, seld_rows),
+            "forced_plan_picture": share(seen, sources)}
 
 
 if __name__ == "__main__":

@@ -45,13 +45,17 @@ def states(model, layout, rows: list, other_audio: bool) -> dict:
     (10 Hz frame, class, x, y); a 4 fps frame takes the labels of the 10 Hz frame it starts in; other_audio:
     read clip i with clip i-1's audio codes."""
     from savg.data.clip_format import video_frame_to_label_frame
+    from savg.lm.plan import plan_from_labels
 
     k, (grid_rows, grid_cols), per_frame = layout.audio_levels, layout.grid, layout.video_per_frame
     out = {"before_audio": [], "picture": [], "codes": [], "x": [], "clip": []}
     blocks = model.config.num_hidden_layers
     for i, row in enumerate(rows):
         audio = np.asarray(rows[i - 1]["audio"] if other_audio else row["audio"])[None, :, :k]
-        ids = layout.codes_to_ids(np.asarray(row["video"])[None], audio)
+        plan = None  # a model with a source plan reads the true plans of the frames before (savg.lm.plan)
+        if layout.plan_slots:
+            plan = plan_from_labels(row["labels"], layout.frames, layout.plan_slots, layout.plan_bins)[0][None]
+        ids = layout.codes_to_ids(np.asarray(row["video"])[None], audio, plan)
         with torch.no_grad():
             hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
         labels = np.asarray(row["labels"]).reshape(-1, 4)

@@ -9,6 +9,9 @@ Every bad input raises `ClipError`, a ValueError with `.path` and a short `.reas
 left out silently: a picture that is not 16:9, repeated frames and files left out are each a `ClipWarning`
 (warned, and collected by the batch readers); read_clip(strict=True) refuses the conversions instead.
 
+PyAV is imported by the functions that read or write media, not by this module, so that ClipError, ClipWarning
+and left_out work where PyAV is absent.
+
 Time origin: t = 0 is the first video frame (the video stream's start time); audio is placed on the same axis
 from its frame timestamps, so containers with offsets (MPEG-TS) or AAC priming stay in sync.
 """
@@ -18,7 +21,6 @@ import uuid
 import warnings
 from fractions import Fraction
 
-import av
 import numpy as np
 
 from .clip_format import (DURATION_S, FPS, FRAME_SIZE, NUM_CHANNELS, NUM_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH,
@@ -108,6 +110,8 @@ def read_clip(path, sample_rate: int = DEFAULT_SAMPLE_RATE, start_s: float = 0.0
     pad=True holds the last frame and pads silence when the file ends early; otherwise that is a ClipError.
     Conversions are warned and appended to `notes`; strict=True refuses them (ClipError with their reason).
     """
+    import av
+
     if fit not in FITS:
         raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
     if channel_mix not in (None,) + CHANNEL_MIXES:
@@ -146,6 +150,8 @@ class _SeekMissed(Exception):
 
 def _read(container, path, sample_rate, start_s, fit, pad, allow_dual_mono, channel_mix, seek) -> tuple:
     """(Clip, [ClipWarning] of its conversions) of an open container; see read_clip."""
+    import av
+
     if not container.streams.video:
         raise ClipError(path, "no_video", "no video stream; a clip needs video and stereo audio")
     if not container.streams.audio:
@@ -254,6 +260,8 @@ def _check_channels(path, channels: int, allow_dual_mono: bool, channel_mix: str
 
 def _origin_s(container, vstream) -> float:
     """Time (s) of the first video frame: the clip's t = 0."""
+    import av
+
     if vstream.start_time is not None:
         return float(vstream.start_time * vstream.time_base)
     if container.start_time is not None:
@@ -268,6 +276,8 @@ def _rate(vstream) -> float:
 
 def _declared_end_s(container, origin: float) -> float | None:
     """End time (s, from the origin) the container claims, or None if it does not say."""
+    import av
+
     if container.duration is None:
         return None
     start = container.start_time / av.time_base if container.start_time is not None else origin
@@ -411,6 +421,8 @@ def write_clip(path, clip: Clip, crf: int = 18) -> None:
     """Write `clip` to `path` as mp4: H.264 (libx264, yuv420p, `crf`) FRAME_SIZE x FRAME_SIZE video, exactly
     NUM_FRAMES frames at FPS (time base 1/FPS, so DURATION_S long), and AAC stereo audio at clip.sample_rate,
     clipped to [-1, 1]. Written to a temporary file in the same folder, then renamed over `path`."""
+    import av
+
     clip = Clip(clip.video, clip.audio, clip.sample_rate)  # validates shapes and dtypes
     path = os.fspath(path)
     folder, name = os.path.split(os.path.abspath(path))

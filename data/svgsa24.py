@@ -88,35 +88,46 @@ def read_labels(path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise LabelError(path, "label file is missing")
-    rows = []
     with open(path, newline="") as f:
-        for line_no, fields in enumerate(csv.reader(f), start=1):
-            if not fields or all(not v.strip() for v in fields):
-                continue
-            if len(fields) != 4:
-                raise LabelError(path, f"expected 4 fields frame,class,x,y, got {len(fields)}", line_no)
-            try:
-                frame, class_id = int(float(fields[0])), int(float(fields[1]))
-                x, y = float(fields[2]), float(fields[3])
-            except ValueError:
-                raise LabelError(path, f"non-numeric field in {','.join(fields)!r}", line_no) from None
-            if not 0 <= frame < NUM_LABEL_FRAMES:
-                raise LabelError(path, f"frame {frame} outside 0..{NUM_LABEL_FRAMES - 1}", line_no)
-            if class_id not in CLASS_IDS:
-                raise LabelError(path, f"class {class_id} is not one of {sorted(CLASS_IDS)}", line_no)
-            if not (0 <= x <= PICTURE_WIDTH and 0 <= y <= PICTURE_HEIGHT):
-                raise LabelError(path, f"position ({x}, {y}) outside the {PICTURE_WIDTH}x{PICTURE_HEIGHT} picture", line_no)
-            rows.append((frame, class_id, x, y))
+        return parse_labels(f, path)
+
+
+def parse_labels(lines, path) -> np.ndarray:
+    """LABEL_DTYPE [N] rows of label CSV `lines` (an open file, or strings), every field checked as read_labels
+    checks it; LabelError names `path` and the line."""
+    rows = []
+    for line_no, fields in enumerate(csv.reader(lines), start=1):
+        if not fields or all(not v.strip() for v in fields):
+            continue
+        if len(fields) != 4:
+            raise LabelError(path, f"expected 4 fields frame,class,x,y, got {len(fields)}", line_no)
+        try:
+            frame, class_id = int(float(fields[0])), int(float(fields[1]))
+            x, y = float(fields[2]), float(fields[3])
+        except ValueError:
+            raise LabelError(path, f"non-numeric field in {','.join(fields)!r}", line_no) from None
+        if not 0 <= frame < NUM_LABEL_FRAMES:
+            raise LabelError(path, f"frame {frame} outside 0..{NUM_LABEL_FRAMES - 1}", line_no)
+        if class_id not in CLASS_IDS:
+            raise LabelError(path, f"class {class_id} is not one of {sorted(CLASS_IDS)}", line_no)
+        if not (0 <= x <= PICTURE_WIDTH and 0 <= y <= PICTURE_HEIGHT):
+            raise LabelError(path, f"position ({x}, {y}) outside the {PICTURE_WIDTH}x{PICTURE_HEIGHT} picture", line_no)
+        rows.append((frame, class_id, x, y))
     return np.array(rows, dtype=LABEL_DTYPE)
 
 
 def write_labels(path, rows) -> None:
     """Write (frame, class_id, x, y) rows as the benchmark does (integers, no header), atomically."""
+    write_atomic(path, label_text(rows).encode())
+
+
+def label_text(rows) -> str:
+    """The label file's text of (frame, class_id, x, y) rows: integers (positions rounded), no header."""
     text = io.StringIO(newline="")
     writer = csv.writer(text)
     for frame, class_id, x, y in rows:
         writer.writerow([int(frame), int(class_id), int(round(float(x))), int(round(float(y)))])
-    write_atomic(path, text.getvalue().encode())
+    return text.getvalue()
 
 
 def mirror_labels(labels: np.ndarray) -> np.ndarray:

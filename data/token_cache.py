@@ -128,7 +128,8 @@ def init_metadata(cache, meta: dict) -> dict:
     "layout_version": int, "mirror": bool, "code_dtype": str, ...}. Every key given must equal the stored
     one (where a tokenizer's folder is, and the per-split counts, excepted; a tokenizer's fingerprints agree
     as same_codes decides, so a decoder-only fine-tune, or an older record without codes fingerprint, resumes
-    the cache; the stored record is kept); raises CacheMismatchError naming the first difference.
+    the cache; the stored record is kept; a cache recorded before its "source" was, {"data": ROOT} or {"procedural":
+    ...}, was read from mp4 files and resumes from any ROOT); raises CacheMismatchError naming the first difference.
     """
     cache, meta = Path(cache), json.loads(json.dumps(meta))  # as stored: tuples become lists
     cache.mkdir(parents=True, exist_ok=True)
@@ -146,6 +147,8 @@ def init_metadata(cache, meta: dict) -> dict:
 
 def _records_agree(key: str, old, new) -> bool:
     """Whether a stored metadata value and this run's agree (see init_metadata)."""
+    if key == "source" and old is None:
+        return isinstance(new, dict) and "data" in new
     if key not in ("video_tokenizer", "audio_codec") or not (isinstance(old, dict) and isinstance(new, dict)):
         return old == new
     rest = lambda r: {k: v for k, v in r.items() if k not in ("path", "fingerprint", "codes_fingerprint")}

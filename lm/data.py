@@ -20,7 +20,8 @@ import torch
 
 from ..data.clip_format import NUM_LABEL_FRAMES, PICTURE_WIDTH
 from ..data.token_cache import load_token_cache, read_metadata
-from .layout import AUDIO0, LAYOUT_VERSION, Layout
+from .layout import AUDIO0, PLAN, Layout
+from .plan import plan_from_labels
 
 
 class TokenData:
@@ -31,14 +32,15 @@ class TokenData:
     """
 
     def __init__(self, cache, split: str = "dev", val_fraction: float = 0.05, seed: int = 0, audio_levels: int = None,
-                 video_tokenizer=None, audio_codec=None):
+                 video_tokenizer=None, audio_codec=None, plan_slots: int = 0):
         self.meta = read_metadata(cache)
-        # a cache holds codes, not ids: they are laid out by this code's layout version whatever made the cache
-        self.layout = Layout.from_dict({**self.meta["layout"], "version": LAYOUT_VERSION})
+        # a cache holds codes and labels, not ids: they are laid out by this code's layout whatever made the cache
+        self.layout = Layout.from_dict(self.meta["layout"]).with_plan(plan_slots)
         if audio_levels:
             self.layout = self.layout.with_levels(audio_levels)
         self.ds = load_token_cache(cache, split, video_tokenizer=video_tokenizer, audio_codec=audio_codec)
-        self.codes = self.ds.select_columns(["video", "audio"])
+        codes = self.ds.with_format("numpy", columns=["video", "audio"])  # held in memory: 7 KB a row
+        self.video, self.audio = np.asarray(codes["video"]), np.asarray(codes["audio"])
         self.seed = seed
         plain = self.ds.with_format(None)
         ids = list(plain["id"])
@@ -47,6 +49,7 @@ class TokenData:
         self.partner = np.array([row_of.get((s, not m), -1) for s, m in zip(ids, mirrored)], dtype=np.int64)
         self.labels = list(plain["labels"])  # per row float [n, 4]: 10 Hz frame, class id, x, y (px)
         self.labelled = np.array(plain["has_labels"], dtype=bool)
+        self._plans = None
         names = sorted(set(ids), key=lambda s: hashlib.sha1(s.encode()).hexdigest())
         n_val = 0 if val_fraction <= 0 else max(1, round(val_fraction * len(names)))
         if n_val >= len(names):
@@ -56,10 +59,30 @@ class TokenData:
         self.train_rows = np.array([i for i, s in enumerate(ids) if s not in held], dtype=np.int64)
 
     def ids(self, rows, video_rows=None) -> torch.Tensor:
-        """Token ids int64 [len(rows), seq_len] of cache rows (with the video codes of `video_rows` when given)."""
-        batch = self.codes[[int(r) for r in rows]]
-        video = batch["video"] if video_rows is None else self.codes[[int(r) for r in video_rows]]["video"]
-        return self.layout.codes_to_ids(video, batch["audio"][..., :self.layout.audio_levels])
+        """Token ids int64 [len(rows), seq_len] of cache rows (with the video codes of `video_rows` when given; the
+        plan, when the layout has one, from each row's own labels: savg.lm.plan; none for unlabelled rows)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        video = self.video[rows if video_rows is None else np.asarray(video_rows, dtype=np.int64)]
+        audio = self.audio[rows][..., :self.layout.audio_levels]
+        return self.layout.codes_to_ids(torch.from_numpy(video), torch.from_numpy(audio), self.plans(rows))
+
+    def plans(self, rows):
+        """Plan values int64 [len(rows), frames, plan_slots] from the rows' labels (None when the layout has no plan)."""
+        lay = self.layout
+        if not lay.plan_slots:
+            return None
+        if self._plans is None:  # made once: every row's plan
+            self._plans = np.stack([plan_from_labels(t, lay.frames, lay.plan_slots, lay.plan_bins)[0] for t in self.labels])
+        return torch.from_numpy(self._plans[np.asarray(rows, dtype=np.int64)])
+
+    def scored(self, rows) -> torch.Tensor:
+        """bool [len(rows), seq_len]: the positions trained: all but the plan slots of unlabelled rows."""
+        out = torch.ones(len(rows), self.layout.seq_len, dtype=torch.bool)
+        if self.layout.plan_slots:
+            unlabelled = torch.from_numpy(~self.labelled[[int(r) for r in rows]])
+            plan = torch.from_numpy(self.layout.modality == PLAN)
+            out[unlabelled[:, None] & plan[None]] = False
+        return out
 
     def position_targets(self, rows) -> tuple:
         """(targets float32 [B, frames, POSITION_BINS] of savg.lm.position, labelled bool [B]) of cache rows."""
@@ -73,8 +96,7 @@ class TokenData:
         (drawn from (seed, micro_step, rank): a resumed run draws the same), each codec frame's audio codes are,
         with probability 1/2, the mirrored partner's, and unscored (see the module docstring). Rows without a
         partner are kept as they are."""
-        ids = self.ids(rows)
-        scored = torch.ones_like(ids, dtype=torch.bool)
+        ids, scored = self.ids(rows), self.scored(rows)
         lay = self.layout
         rng = np.random.default_rng([self.seed, 1, micro_step, rank])
         audio_pos = np.nonzero(lay.modality >= AUDIO0)[0]  # codec frame by codec frame, K levels each

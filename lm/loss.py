@@ -7,21 +7,21 @@ uniform guess. Specials (BOS, FRAME, EOS; padding never occurs in a clip) are ne
 import torch
 import torch.nn.functional as F
 
-from .layout import AUDIO0, VIDEO, Layout
+from .layout import Layout
 
 
 class ModalityLoss:
     """Callable: (logits [B, T-1, V] predicting ids[:, 1:], ids [B, T], scored bool [B, T] or None) ->
     (sums [B, M], counts [B, M]).
 
-    M = 1 + K modalities (video, audio0 .. audio{K-1}), named by `names`; sums[b, m] adds the cross-entropy
+    M modalities (video, plan when the layout has slots, audio0 .. audio{K-1}), named by `names`; sums[b, m] adds the cross-entropy
     (nats) of sample b's scored tokens of modality m, counts[b, m] is their number (all of them when `scored` is
     None: then every row's counts equal `self.counts` [M], the tokens of each modality in a clip).
     """
 
     def __init__(self, layout: Layout):
         self.layout = layout
-        self.modalities = [VIDEO] + [AUDIO0 + k for k in range(layout.audio_levels)]
+        self.modalities = layout.code_modalities
         self.names = [layout.modality_names[m] for m in self.modalities]
         mod = torch.from_numpy(layout.modality.copy())
         self.positions = [torch.nonzero(mod == m).squeeze(1) for m in self.modalities]  # target positions (>= 1)

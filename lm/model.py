@@ -4,6 +4,12 @@ No hub: the model is built from a config with random weights; context = the layo
 vocabulary = the layout's (padded) vocabulary. RoPE positions, RMSNorm, SwiGLU MLP, SDPA attention,
 untied input/output embeddings, no dropout (LlamaGen's recipe).
 
+Where a token is (SavgLM, `positions=True`): besides RoPE's 1-D order, every input embedding gets the sum of
+learned embeddings of its position's features (Layout.position_features): its kind (video, plan slot j, audio level
+k), its video frame, the fine-grid row and column the tokenizer put a video code at, an audio code's codec frame. The
+tables are factorised (one row per column, not per position: 33 column rows serve all 2880 video codes), so what is
+learnt about a column holds in every row and frame. Folders saved without them load as plain LlamaForCausalLM.
+
 Presets (width / layers / heads / MLP width; parameters for the shipped tokenizers' layout: 3136-id
 vocabulary, 3702 tokens; "body" excludes the two embedding matrices):
     tiny    64 /  2 /  2 /  192     0.11 M body + 0.40 M embeddings (tests)
@@ -15,10 +21,11 @@ import json
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from ..data.media import write_atomic
-from .layout import AUDIO0, BOS, EOS, PAD, VIDEO, Layout
+from .layout import AUDIO0, BOS, EOS, PAD, Layout
 
 PRESETS = {
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=192),
@@ -29,8 +36,44 @@ PRESETS = {
 SAVG_KEY = "savg"  # config.json key holding the layout and the tokenizers' fingerprints
 
 
-def lm_config(preset: str, layout: Layout, tokenizers: dict = None, **overrides) -> LlamaConfig:
-    """LlamaConfig of a preset for `layout`; `tokenizers` (fingerprints, configs) is stored beside the layout."""
+class SavgLM(LlamaForCausalLM):
+    """LlamaForCausalLM whose input embeddings add the learned embeddings of each position's features (module
+    docstring). forward takes whole sequences from position 0 (training, scoring); the KV sampler
+    (savg.lm.sample) embeds chunks at any offset through `input_embeddings`."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        features, sizes = Layout.from_dict(getattr(config, SAVG_KEY)["layout"]).position_features()
+        self.position_features = features  # numpy [seq_len, 5]: no buffer, so that loading on the meta device keeps it
+        self.position_tables = nn.ModuleList(nn.Embedding(n, config.hidden_size) for n in sizes)
+        for table in self.position_tables:
+            nn.init.normal_(table.weight, std=config.initializer_range)
+
+    def position_embedding(self, start: int, length: int) -> torch.Tensor:
+        """float [length, hidden]: the summed feature embeddings of positions start .. start + length - 1."""
+        f = torch.from_numpy(self.position_features[start:start + length]).to(self.position_tables[0].weight.device)
+        return sum(table(f[:, i]) for i, table in enumerate(self.position_tables))
+
+    def forward(self, input_ids=None, inputs_embeds=None, past_key_values=None, **kwargs):
+        if past_key_values is not None:
+            raise ValueError("SavgLM.forward takes whole sequences from position 0; sample with savg.lm.sample")
+        if input_ids is not None:
+            inputs_embeds = input_embeddings(self, input_ids, 0)
+        return super().forward(inputs_embeds=inputs_embeds, **kwargs)
+
+
+def input_embeddings(model, ids: torch.Tensor, start: int) -> torch.Tensor:
+    """float [B, T, hidden]: the input embeddings of ids [B, T] at positions start .. start + T - 1 (with the
+    position features' embeddings where the model has them)."""
+    x = model.model.embed_tokens(ids)
+    if isinstance(model, SavgLM):
+        x = x + model.position_embedding(start, ids.shape[1]).to(x.dtype)
+    return x
+
+
+def lm_config(preset: str, layout: Layout, tokenizers: dict = None, positions: bool = False, **overrides) -> LlamaConfig:
+    """LlamaConfig of a preset for `layout`; `tokenizers` (fingerprints, configs) is stored beside the layout;
+    positions: the model embeds each position's features (SavgLM)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; one of {sorted(PRESETS)}")
     cfg = LlamaConfig(vocab_size=layout.vocab_size, max_position_embeddings=layout.seq_len,
@@ -39,14 +82,20 @@ def lm_config(preset: str, layout: Layout, tokenizers: dict = None, **overrides)
                       tie_word_embeddings=False, attention_dropout=0.0, use_cache=True,
                       **{**PRESETS[preset], **overrides})
     cfg._attn_implementation = "sdpa"
-    setattr(cfg, SAVG_KEY, {"preset": preset, "layout": layout.to_dict(), "tokenizers": tokenizers or {}})
+    setattr(cfg, SAVG_KEY, {"preset": preset, "layout": layout.to_dict(), "tokenizers": tokenizers or {},
+                            "positions": bool(positions)})
+    if positions:
+        cfg.architectures = [SavgLM.__name__]
     return cfg
 
 
-def build_lm(preset: str, layout: Layout, tokenizers: dict = None, seed: int = 0, **overrides) -> LlamaForCausalLM:
-    """A freshly initialised model (fp32, training mode) of `preset` for `layout`."""
+def build_lm(preset: str, layout: Layout, tokenizers: dict = None, seed: int = 0, positions: bool = False,
+             **overrides) -> LlamaForCausalLM:
+    """A freshly initialised model (fp32, training mode) of `preset` for `layout` (SavgLM when `positions`);
+    overrides: LlamaConfig fields (num_key_value_heads for grouped-query attention, ...)."""
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(lm_config(preset, layout, tokenizers, **overrides))
+    cfg = lm_config(preset, layout, tokenizers, positions, **overrides)
+    model = (SavgLM if positions else LlamaForCausalLM)(cfg)
     return model.train()
 
 
@@ -84,11 +133,14 @@ def save_lm(model: LlamaForCausalLM, folder) -> None:
 
 
 def load_lm(folder, device="cpu", dtype=None) -> tuple:
-    """(model in eval mode, Layout, tokenizers dict) from a folder written by save_lm / lm/train.py's export."""
-    model = LlamaForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="sdpa")
-    savg = getattr(model.config, SAVG_KEY, None)
+    """(model in eval mode, Layout, tokenizers dict) from a folder written by save_lm / lm/train.py's export:
+    SavgLM when it was saved with position features, else LlamaForCausalLM."""
+    config = LlamaConfig.from_pretrained(folder)
+    savg = getattr(config, SAVG_KEY, None)
     if not savg:
         raise ValueError(f"{folder}: not a savg language model (config.json has no '{SAVG_KEY}' entry)")
+    cls = SavgLM if savg.get("positions") else LlamaForCausalLM
+    model = cls.from_pretrained(folder, config=config, dtype=dtype, attn_implementation="sdpa")
     return model.to(device).eval(), Layout.from_dict(savg["layout"]), savg.get("tokenizers", {})
 
 
@@ -113,14 +165,15 @@ def warm_start(model: LlamaForCausalLM, layout: Layout, folder, audio_shift: int
             t.copy_(old_state[name])
             copied.append(name)
     ranges = {"special": ((0, layout.video_offset), (0, old_layout.video_offset))}
-    for m, key in enumerate(layout.modality_names[1:], start=VIDEO):  # video, audio0, audio1, ...
-        old_m = m if m == VIDEO else m - audio_shift  # the old modality this one starts from
-        known = m == VIDEO or AUDIO0 <= old_m < AUDIO0 + old_layout.audio_levels
+    for m in layout.code_modalities:  # video, plan, audio0, audio1, ...
+        old_m = m - audio_shift if m >= AUDIO0 else m  # the old modality this one starts from
+        known = old_m in old_layout.code_modalities
         (a, b), old_range = layout.modality_range(m), old_layout.modality_range(old_m) if known else (0, 0)
         if old_range[1] - old_range[0] == b - a:
-            ranges[key] = ((a, b), old_range)
+            ranges[layout.modality_names[m]] = ((a, b), old_range)
     for new_m, old_m in ((model.get_input_embeddings(), old.get_input_embeddings()),
                          (model.get_output_embeddings(), old.get_output_embeddings())):
         for (a, b), (c, d) in ranges.values():
             new_m.weight[a:b] = old_m.weight[c:d].to(new_m.weight.dtype)
-    return {"copied": copied, "rows": {k: k in ranges for k in ["special", *layout.modality_names[1:]]}}
+    names = ["special"] + [layout.modality_names[m] for m in layout.code_modalities]
+    return {"copied": copied, "rows": {k: k in ranges for k in names}}

@@ -12,7 +12,8 @@ in, the device, or how many samples came before it (up to floating-point differe
 between batch sizes and devices), and Gumbel-max over the filtered logits is exactly categorical
 sampling from the renormalised distribution.
 
-Settings are explicit: temperature (0 = greedy), top_k (0 = off), top_p (1.0 = off). Nothing else is
+Settings are explicit: temperature (0 = greedy), top_k (0 = off), top_p (1.0 = off), and plan_temperature, the
+temperature of the source plan's slots (savg.lm.plan; None = temperature). Nothing else is
 applied (no repetition penalty, no implicit top-k). DEFAULTS are scripts/generate.py's: the shipped model's,
 chosen by bench/sampling_sweep.py (the sweep is in checkpoints/lm/CARD.md).
 """
@@ -21,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .layout import SPECIAL, Layout
+from .layout import PLAN, SPECIAL, Layout
+from .model import input_embeddings
 
 _M32 = 0xFFFFFFFF
-DEFAULTS = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}  # top_p 0.9 placed V2A sound better but unconditional worse
+DEFAULTS = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "plan_temperature": 1.0}  # plan 0.0: V2A 0.725 against 0.771 (CARD)
 
 
 def sample_seed(seed: int, index: int) -> int:
@@ -90,7 +92,7 @@ class KVDecoder:
 
     def __init__(self, model, batch: int, max_len: int):
         cfg, inner = model.config, model.model
-        self.layers, self.embed, self.norm, self.head = inner.layers, inner.embed_tokens, inner.norm, model.lm_head
+        self.model, self.layers, self.norm, self.head = model, inner.layers, inner.norm, model.lm_head
         self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         w = self.head.weight
@@ -116,7 +118,7 @@ class KVDecoder:
         mask = None
         if t > 1:  # a chunk attends causally within itself and to everything before it
             mask = torch.arange(end, device=ids.device)[None] <= torch.arange(start, end, device=ids.device)[:, None]
-        x = self.embed(ids)
+        x = input_embeddings(self.model, ids, start)
         for layer, k_buf, v_buf in zip(self.layers, self.k, self.v):
             attn = layer.self_attn
             h = layer.input_layernorm(x)
@@ -144,7 +146,7 @@ def check_settings(temperature: float, top_k: int, top_p: float) -> None:
 
 @torch.inference_mode()
 def sample(model, layout: Layout, seeds, prompt: torch.Tensor = None, given=None, temperature: float = 1.0,
-           top_k: int = 0, top_p: float = 1.0, progress: bool = False) -> torch.Tensor:
+           top_k: int = 0, top_p: float = 1.0, progress: bool = False, plan_temperature: float = None) -> torch.Tensor:
     """Token ids int64 [B, seq_len], B = len(seeds), every position legal.
 
     prompt: int64 [B, seq_len] ids (layout.codes_to_ids output) or None; given: bool [seq_len], the positions
@@ -152,6 +154,7 @@ def sample(model, layout: Layout, seeds, prompt: torch.Tensor = None, given=None
     given for the whole batch. Returns the prompt's ids unchanged at the given positions.
     """
     check_settings(temperature, top_k, top_p)
+    check_settings(temperature if plan_temperature is None else plan_temperature, top_k, top_p)
     device = next(model.parameters()).device
     n = layout.seq_len
     special = torch.tensor(layout.modality == SPECIAL)
@@ -177,6 +180,7 @@ def sample(model, layout: Layout, seeds, prompt: torch.Tensor = None, given=None
     fed = 0  # positions 0 .. fed-1 are in the cache
     for p in tqdm(todo, desc="tokens", unit="tok", disable=not progress, leave=False):
         logits = decoder.forward(ids[:, fed:p], fed, int(lo[p]), int(hi[p]))
-        ids[:, p] = pick(logits, seeds_t, p, int(lo[p]), temperature, top_k, top_p)
+        t = plan_temperature if plan_temperature is not None and layout.modality[p] == PLAN else temperature
+        ids[:, p] = pick(logits, seeds_t, p, int(lo[p]), t, top_k, top_p)
         fed = p
     return ids.cpu()

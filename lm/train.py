@@ -18,6 +18,12 @@ cache made with --mirror, `val/audio_mirror_gap`: the held-out audio loss with t
 that with the clip's own (nats per token; 0 when the model places sound without looking at the picture).
 --pan-swap P trains a share P of the rows with half their codec frames, at random, taken from the mirrored clip
 and unscored (savg.lm.data, pan_swapped), so that where the sound is must be read from the video.
+--plan-slots P (default 2) puts a source plan of P slots per frame into the sequence (savg.lm.plan, made from the
+cache's labels; unscored on unlabelled clips); held-out: val/plan (cross-entropy) and val/plan_acc (share of frames
+with a labelled source whose first plan slot, predicted from the true history, names a source within 40 px of one).
+--positions (default on) gives every token the embeddings of where it is (savg.lm.model.SavgLM); --kv-heads H
+shares each key/value head among heads / H query heads (grouped-query attention: H / heads of the keys and values
+to keep and read while sampling).
 --position-loss W adds W x the position head's loss (savg.lm.position: which columns of the picture hold a
 labelled source, read from the state before each frame's audio, at the output of block --position-block, by
 default the last) on rows with labels; held-out: val/position.
@@ -45,6 +51,8 @@ from savg.core.machine import bf16_is_fast, cpu_capability, default_threads, dev
 from savg.core.training import warmup_cosine
 from savg.data.media import write_atomic
 from savg.lm.data import TokenData
+from savg.lm.layout import PLAN
+from savg.lm.plan import plan_hits
 from savg.lm.loss import ModalityLoss
 from savg.lm.model import build_lm, flops_per_token, num_parameters, save_lm, warm_start
 from savg.lm.perf import Meter
@@ -93,7 +101,15 @@ def parse_args(argv=None):
     p.add_argument("--position-block", type=int, default=None,
                    help="block (1..blocks) whose output the position head reads (default: the last)")
     p.add_argument("--audio-levels", type=int, default=None, help="train on the first K' audio levels only")
+    p.add_argument("--plan-slots", type=int, default=2, help="source plan slots per frame (0: no plan, the layout of version 1)")
+    p.add_argument("--positions", action=argparse.BooleanOptionalAction, default=True,
+                   help="embed where each token is (kind, frame, fine-grid row and column, codec frame): savg.lm.model.SavgLM")
+    p.add_argument("--kv-heads", type=int, default=None, help="key/value heads (grouped-query attention; default: one per head)")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps in all")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="minutes of training: after --calibrate-steps steps the run sets --steps to what fits (at most "
+                        "the given --steps; the learning-rate schedule follows; recorded in log.jsonl and checkpoints)")
+    p.add_argument("--calibrate-steps", type=int, default=20, help="steps timed before --time-budget sets --steps")
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the config's)")
     p.add_argument("--min-lr-ratio", type=float, default=0.1, help="final learning rate / peak")
@@ -195,32 +211,54 @@ def evaluate(engine, data: TokenData, crit: ModalityLoss, args, rank: int, world
     engine.eval()
     micro = engine.train_micro_batch_size_per_gpu()
     mirrored = bool((data.partner[data.val_rows] >= 0).all())
-    total = torch.zeros(2 * len(crit.names), dtype=torch.float64)  # own video, then the partner's
-    clips, position = torch.zeros(1, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)  # sum, clips
+    m = len(crit.names)
+    total = torch.zeros(2 * m, dtype=torch.float64)  # own video, then the partner's
+    counted, position = torch.zeros(m, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)  # tokens; sum, clips
+    planned = torch.zeros(2, dtype=torch.float64)  # frames whose first plan slot hits a labelled source, such frames
     for rows, weights in data.val_batches(micro, rank, world, limit=args.eval_clips):
+        scored = data.scored(rows).to(engine.device)
         for half, video_rows in enumerate((None, data.partner[rows]) if mirrored else (None,)):
             ids = data.ids(rows, video_rows).to(engine.device)
             logits, where = engine(ids[:, :-1])
-            sums, _ = crit(logits, ids)
-            total[half * len(crit.names):(half + 1) * len(crit.names)] += (sums.double().cpu() * weights[:, None]).sum(0)
+            sums, counts = crit(logits, ids, scored)
+            total[half * m:(half + 1) * m] += (sums.double().cpu() * weights[:, None]).sum(0)
+            if half == 0:
+                counted += (counts.cpu() * weights[:, None]).sum(0)
+                if data.layout.plan_slots:
+                    planned += plan_accuracy(logits, data, rows, weights)
             if where is not None and half == 0:
                 targets, labelled = data.position_targets(rows)
                 w = weights * labelled
                 position += torch.stack([(position_loss(where.cpu(), targets).double() * w).sum(), w.sum()])
-        clips += weights.sum()
-    both = torch.cat([total, clips, position]).to(engine.device)  # NCCL reduces device tensors only
+    both = torch.cat([total, counted, position, planned]).to(engine.device)  # NCCL reduces device tensors only
     dist.all_reduce(both)
-    both, position = both[:-2].cpu(), both[-2:].cpu()
+    both = both.cpu()
+    own, swapped, counted, position, planned = both[:m], both[m:2 * m], both[2 * m:3 * m], both[-4:-2], both[-2:]
     engine.train()
-    own, swapped = both[:len(crit.names)], both[len(crit.names):-1]
-    out = {f"val/{name}": float(v) for name, v in zip(crit.names, own / (both[-1] * crit.counts))}
+    out = {f"val/{name}": float(own[i] / counted[i]) for i, name in enumerate(crit.names) if counted[i] > 0}
     sel = crit.selection(args.loss_on)
-    out["val/loss"] = float(own[sel].sum() / (both[-1] * crit.counts[sel].sum()))
+    out["val/loss"] = float(own[sel].sum() / counted[sel].sum())
     if mirrored:
-        audio = crit.selection("audio")
-        out["val/audio_mirror_gap"] = float((swapped[audio] - own[audio]).sum() / (both[-1] * crit.counts[audio].sum()))
+        audio = torch.tensor([name.startswith("audio") for name in crit.names])
+        out["val/audio_mirror_gap"] = float((swapped[audio] - own[audio]).sum() / counted[audio].sum())
     if position[1] > 0:
         out["val/position"] = float(position[0] / position[1])
+    if planned[1] > 0:
+        out["val/plan_acc"] = float(planned[0] / planned[1])
+    return out
+
+
+def plan_accuracy(logits: torch.Tensor, data: TokenData, rows, weights) -> torch.Tensor:
+    """float64 [2]: (frames whose first plan slot, argmax given the true history, names a source within 40 px of a
+    labelled one; frames with a labelled source on the picture) over the labelled rows of a batch (weight > 0)."""
+    lay = data.layout
+    first = torch.as_tensor(lay.plan_positions()[:, 0], device=logits.device)
+    lo, hi = lay.modality_range(PLAN)
+    pred = logits[:, first - 1, lo:hi].argmax(-1).cpu().numpy()[..., None]  # [B, frames, 1] plan values
+    out = torch.zeros(2, dtype=torch.float64)
+    for b, r in enumerate(rows):
+        if weights[b] > 0 and data.labelled[int(r)]:
+            out += torch.tensor(plan_hits(pred[b], data.labels[int(r)], lay.plan_bins), dtype=torch.float64)
     return out
 
 
@@ -237,7 +275,7 @@ def main(argv=None):
     run = Run(out, rank)
 
     data = TokenData(args.cache, args.split, args.val_fraction, args.seed, args.audio_levels,
-                     video_tokenizer=args.video_tokenizer, audio_codec=args.audio_codec)
+                     video_tokenizer=args.video_tokenizer, audio_codec=args.audio_codec, plan_slots=args.plan_slots)
     if args.pan_swap > 0 and not (data.partner[data.train_rows] >= 0).any():
         raise SystemExit(f"--pan-swap needs mirrored partners: {args.cache} was not made with tokenize_dataset.py --mirror")
     if args.position_loss > 0 and not data.labelled[data.train_rows].any():
@@ -246,7 +284,8 @@ def main(argv=None):
         raise SystemExit("--position-block chooses where the position head reads: it needs --position-loss W > 0")
     layout = data.layout
     tokenizers = {k: data.meta[k] for k in ("video_tokenizer", "audio_codec")}
-    model = build_lm(args.preset, layout, tokenizers, seed=args.seed)
+    overrides = {"num_key_value_heads": args.kv_heads} if args.kv_heads else {}
+    model = build_lm(args.preset, layout, tokenizers, seed=args.seed, positions=args.positions, **overrides)
     if args.init_from and not latest_tag(out / "checkpoints"):
         kept = warm_start(model, layout, args.init_from, args.init_audio_shift)["rows"]
         run.say(f"started from {args.init_from}: its blocks and the rows of " + ", ".join(k for k, v in kept.items() if v)
@@ -273,6 +312,7 @@ def main(argv=None):
     if tag:
         _, client = engine.load_checkpoint(str(ckpt), tag=tag)
         start = client["step"]
+        args.steps = client.get("steps", args.steps)  # a time budget's choice stays
         run.say(f"resumed from {ckpt / tag} at step {start}")
     dtype = torch.bfloat16 if cfg.get("bf16", {}).get("enabled") else torch.float32
     plain_fp32 = dtype == torch.float32 and not engine.zero_optimization()
@@ -293,7 +333,17 @@ def main(argv=None):
             f"(peak {peak / 1e12:.3f} TFLOP/s measured), "
             f"ZeRO {cfg.get('zero_optimization', {}).get('stage', 0)}, {micro} x {accum} x {world} clips per step")
 
-    for step in range(start, args.steps):
+    step, began, timed_from = start, time.perf_counter(), None
+    while step < args.steps:
+        if args.time_budget and start == 0 and step == 5:
+            timed_from = time.perf_counter()  # the first steps (allocation, kernels chosen) are not timed
+        if args.time_budget and start == 0 and step == 5 + args.calibrate_steps:
+            per_step = torch.tensor([(time.perf_counter() - timed_from) / args.calibrate_steps], device=engine.device)
+            dist.all_reduce(per_step, op=dist.ReduceOp.MAX)  # every rank takes the same number of steps
+            left = args.time_budget * 60 - (time.perf_counter() - began)
+            args.steps = max(step + 1, min(args.steps, step + int(left / float(per_step))))
+            run.record(step, {"budget/steps": args.steps, "budget/s_per_step": float(per_step)})
+            run.say(f"time budget {args.time_budget} min at {float(per_step):.3f} s per step: {args.steps} steps")
         loss_sum, lr, norm, t0 = torch.zeros(2, dtype=torch.float64), engine.get_lr()[0], None, time.perf_counter()
         for m in range(accum):
             rows = data.train_rows_at(step * accum + m, micro, rank, world)
@@ -329,9 +379,10 @@ def main(argv=None):
         if done % args.eval_every == 0 or done == args.steps:
             run.record(done, evaluate(engine, data, crit, args, rank, world))
         if done % args.save_every == 0 or done == args.steps:
-            save(engine, ckpt, done, args.keep, rank)
+            save(engine, ckpt, done, args.steps, args.keep, rank)
         if args.kill_at_step == done:
             os.kill(os.getpid(), signal.SIGKILL)
+        step = done
 
     export(engine, out / "model", rank, max(start, args.steps))
     run.say(f"exported {out / 'model'}")
@@ -343,9 +394,9 @@ def _float(x):
     return None if x is None else float(x)
 
 
-def save(engine, ckpt: Path, step: int, keep: int, rank: int) -> None:
-    """Checkpoint at `step` (all ranks), then drop all but the newest `keep`."""
-    engine.save_checkpoint(str(ckpt), tag=f"step{step:08d}", client_state={"step": step})
+def save(engine, ckpt: Path, step: int, steps: int, keep: int, rank: int) -> None:
+    """Checkpoint at `step` of `steps` (all ranks), then drop all but the newest `keep`."""
+    engine.save_checkpoint(str(ckpt), tag=f"step{step:08d}", client_state={"step": step, "steps": steps})
     if rank == 0:
         tags = sorted(p for p in ckpt.glob("step*") if p.is_dir())
         for old in tags[:-keep]:

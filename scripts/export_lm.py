@@ -60,8 +60,9 @@ def curves_png(log_path, layout: Layout, out_path) -> None:
     rows = [json.loads(line) for line in Path(log_path).read_text().splitlines()]
     train = [(r["step"], r["train/loss"]) for r in rows if "train/loss" in r]
     val = [r for r in rows if "val/loss" in r]
-    names = ["video"] + [f"audio{k}" for k in range(layout.audio_levels)]
-    uniform = {n: math.log(layout.video_codebook if n == "video" else layout.audio_codebook) for n in names}
+    names = [layout.modality_names[m] for m in layout.code_modalities]
+    uniform = {layout.modality_names[m]: math.log(np.subtract(*layout.modality_range(m)[::-1])) for m in layout.code_modalities}
+    val = [r for r in val if all(f"val/{n}" in r for n in names)]
     panels = [draw_curves({"train loss": tuple(zip(*train))}, "training loss (all codes, nats/token)")]
     if val:
         panels.append(draw_curves({n: ([r["step"] for r in val], [r[f"val/{n}"] for r in val]) for n in names},

@@ -6,8 +6,18 @@
     python scripts/generate.py ... --audio-prompt FILE|DIR          keep the audio, generate the video
     python scripts/generate.py ... --prompt FILE|DIR --prefix-frames N      continue a clip after N frames
 
-Writes DIR/sample_NNNN.mp4 (5.0 s, 4 fps, 20 frames, 256x256 letterboxed, stereo at the codec's rate) and
-DIR/generation.json (settings, checkpoint and tokenizer fingerprints, and per sample: file, seed, prompt).
+    python scripts/generate.py ... --plan FILE.csv|DIR                force where the sound sources are (below)
+    python scripts/generate.py ... --codes-only                       codes alone (DIR/codes/), no decoding, no PyAV
+
+Writes DIR/sample_NNNN.mp4 (5.0 s, 4 fps, 20 frames, 256x256 letterboxed, stereo at the codec's rate),
+DIR/generation.json (settings, checkpoint and tokenizer fingerprints, and per sample: file, seed, prompt) and, for a
+model with a source plan (savg.lm.plan), DIR/metadata/sample_NNNN.csv: the sample's plan as an SVGSA24 label file
+(`frame,class,x,y` at 10 Hz; x at the plan column's centre, y the picture's middle row), so every generated clip says
+where its sound is; in V2A it is the plan the model read off the video. --plan forces plans from label files (one
+file, or a folder of NAME.csv used in turn, sorted): the picture and the sound are generated to follow them; a
+malformed file is refused naming the file, line and reason. DIR/codes/sample_NNNN.npz holds each sample's codes
+(video [20, rows, cols], audio [frames, K], plan [20, P]); --codes-only writes only those (and generation.json),
+on a machine without PyAV or to decode later.
 Sample i is drawn with its own seed, derived from (--seed, i); its tokens depend on nothing else, so batch
 size and resuming do not change it (up to floating-point differences between batch sizes and devices).
 Rerunning the same command skips the samples already written (each file is written atomically); a rerun
@@ -20,11 +30,13 @@ With a prompt, its tokens come out unchanged, and the prompt's own video (--vide
 (--audio-prompt) is written as read, beside the generated other half; a continuation is decoded whole.
 A prompt folder gives one prompt per mp4 (sorted), used in turn by samples 0, 1, ...; files that cannot be
 read are skipped and reported. Sampling is exactly the settings given: temperature (0 = greedy), top-k
-(0 = off), top-p (1.0 = off); the defaults (savg.lm.sample.DEFAULTS: 1.0, 0, 1.0) are the shipped model's,
-chosen by the end-to-end figures (checkpoints/lm/CARD.md; for V2A, --top-p 0.9 places the sound better).
+(0 = off), top-p (1.0 = off), and --plan-temperature for the source plan's slots; the defaults
+(savg.lm.sample.DEFAULTS: 1.0, 0, 1.0, plan 1.0) are the shipped model's, chosen by the end-to-end figures
+(checkpoints/lm/CARD.md).
 """
 import argparse
 import hashlib
+import io
 import json
 import sys
 import time
@@ -38,10 +50,12 @@ from savg.core.cli import HelpFormatter
 from savg.core.machine import add_machine_args, resolve
 from savg.data.clip_format import NUM_FRAMES, Clip
 from savg.data.clip_io import ClipError, read_clip, write_clip
+from savg.data.svgsa24 import LabelError, read_labels, write_labels
 from savg.data.token_cache import same_codes
 from savg.data.media import write_atomic
-from savg.lm.layout import AUDIO0, VIDEO, Layout
+from savg.lm.layout import AUDIO0, PLAN, VIDEO, Layout
 from savg.lm.model import load_lm
+from savg.lm.plan import plan_from_labels, plan_to_labels
 from savg.lm.sample import DEFAULTS, check_settings, sample, sample_seed
 from savg.tokenizers.load import load_audio_codec, load_video_tokenizer
 
@@ -65,12 +79,17 @@ def parse_args(argv=None):
     ap.add_argument("--temperature", type=float, default=DEFAULTS["temperature"], help="0 = greedy")
     ap.add_argument("--top-k", type=int, default=DEFAULTS["top_k"], help="keep the k most likely ids (0 = off)")
     ap.add_argument("--top-p", type=float, default=DEFAULTS["top_p"], help="nucleus mass (1.0 = off)")
+    ap.add_argument("--plan-temperature", type=float, default=DEFAULTS["plan_temperature"],
+                    help="temperature of the source plan's slots (0 = greedy: the most likely plan given the picture)")
     ap.add_argument("--seed", type=int, default=0, help="run seed; sample i draws with its own seed from (seed, i)")
     prompts = ap.add_mutually_exclusive_group()
     prompts.add_argument("--video-prompt", default=None, help="mp4 (or folder of mp4s) whose video is kept")
     prompts.add_argument("--audio-prompt", default=None, help="mp4 (or folder of mp4s) whose audio is kept")
     prompts.add_argument("--prompt", default=None, help="mp4 (or folder) whose first --prefix-frames frames are continued")
     ap.add_argument("--prefix-frames", type=int, default=None, help=f"frames of --prompt kept (1 .. {NUM_FRAMES - 1})")
+    ap.add_argument("--plan", default=None,
+                    help="label file (frame,class,x,y at 10 Hz) or folder of them whose sources every sample must show and sound")
+    ap.add_argument("--codes-only", action="store_true", help="write each sample's codes (DIR/codes/) and nothing decoded")
     add_machine_args(ap)
     args = ap.parse_args(argv)
     if (args.prompt is None) != (args.prefix_frames is None):
@@ -81,6 +100,7 @@ def parse_args(argv=None):
         ap.error("--batch-size and --num-samples must be >= 1, --start-index >= 0")
     try:
         check_settings(args.temperature, args.top_k, args.top_p)
+        check_settings(args.plan_temperature, args.top_k, args.top_p)
     except ValueError as e:
         ap.error(str(e))
     return args
@@ -107,9 +127,29 @@ def load_tokenizers(args, savg: dict, layout: Layout, device) -> tuple:
             raise ValueError(f"{path}: this {key} (fingerprint {model.fingerprint()}) is not the one the checkpoint was "
                              f"trained with ({recorded[key]['fingerprint']}, {recorded[key].get('path', '?')}), nor "
                              f"makes its codes; pass that one with --{key.replace('_', '-')}")
-    if Layout.from_tokenizers(vtok, codec, audio_levels=layout.audio_levels) != layout:
+    if not layout.agrees_with(vtok.spec, codec.spec):
         raise ValueError(f"{args.checkpoint}: the tokenizers give another token layout than the checkpoint's")
     return vtok, codec
+
+
+def read_plans(path: str, layout: Layout) -> list:
+    """[(file, plan int64 [frames, plan_slots])]: the label files of --plan (one file, or a folder's *.csv sorted),
+    as plans (savg.lm.plan); a malformed file raises LabelError naming the file, line and reason."""
+    if not layout.plan_slots:
+        raise ValueError("--plan: this language model has no source plan (its layout has no plan slots)")
+    p = Path(path)
+    files = sorted(p.glob("*.csv")) if p.is_dir() else [p]
+    if not files:
+        raise ValueError(f"{path}: no .csv label files in this folder")
+    plans = []
+    for f in files:
+        labels = read_labels(f)
+        plan, dropped = plan_from_labels(labels, layout.frames, layout.plan_slots, layout.plan_bins)
+        if dropped:
+            print(f"warning: {f}: {dropped} source-frames beyond the plan's {layout.plan_slots} slots per frame are "
+                  f"not forced (the leftmost sources are kept)", file=sys.stderr)
+        plans.append((str(f), plan))
+    return plans
 
 
 def read_prompts(path: str, sample_rate: int) -> tuple:
@@ -132,7 +172,8 @@ def read_prompts(path: str, sample_rate: int) -> tuple:
 
 
 def prompt_tokens(mode: str, clips: list, layout: Layout, vtok, codec, prefix_frames: int) -> tuple:
-    """(ids int64 [P, seq_len], given bool [seq_len]) for the prompt clips."""
+    """(ids int64 [P, seq_len], given bool [seq_len]) for the prompt clips (the plan, when there is one, is
+    generated: in V2A the model reads it off the video)."""
     video = audio = None
     if mode in ("video_prompt", "continuation"):
         video = vtok.encode(np.stack([c.video for _, c in clips])).cpu()
@@ -148,12 +189,36 @@ def prompt_tokens(mode: str, clips: list, layout: Layout, vtok, codec, prefix_fr
     return ids, given
 
 
+def with_plans(ids, given, plans: list, which: list, layout: Layout) -> tuple:
+    """(ids [B, seq_len], given bool [seq_len]) with the plans of `which` (indices into plans) forced."""
+    b = len(which)
+    base = torch.tensor(layout.fixed).expand(b, -1).clone() if ids is None else ids.clone()
+    planned = layout.codes_to_ids(video=torch.zeros(b, layout.frames, *layout.grid, dtype=torch.long),
+                                  plan=torch.stack([torch.from_numpy(plans[w][1]) for w in which]))
+    at = torch.from_numpy(layout.modality == PLAN)
+    base[:, at] = planned[:, at]
+    given = at.numpy() if given is None else (np.asarray(given) | at.numpy())
+    return base, given
+
+
 def decode(ids: torch.Tensor, layout: Layout, vtok, codec) -> tuple:
     """Token ids [B, seq_len] -> (frames uint8 [B, 20, 256, 256, 3], audio float32 [B, 2, N])."""
     video, audio = layout.ids_to_codes(ids)
     frames = vtok.decode(video).cpu().numpy()
     wave = codec.decode(audio, length=None).cpu().numpy()
     return frames, wave
+
+
+def write_codes(out: Path, stems: list, ids: torch.Tensor, layout: Layout) -> None:
+    """DIR/codes/STEM.npz per sample: video [frames, rows, cols], audio [audio_frames, K] and plan [frames, P] codes."""
+    video, audio = layout.ids_to_codes(ids)
+    plan = layout.ids_to_plan(ids)
+    (out / "codes").mkdir(exist_ok=True)
+    for j, stem in enumerate(stems):
+        buf = io.BytesIO()
+        np.savez(buf, video=video[j].numpy().astype(np.int16), audio=audio[j].numpy().astype(np.int16),
+                 plan=plan[j].numpy().astype(np.int16))
+        write_atomic(out / "codes" / f"{stem}.npz", buf.getvalue())
 
 
 def file_sha256(path) -> str:
@@ -178,7 +243,8 @@ def main(argv=None):
         savg = model.config.savg
         vtok, codec = load_tokenizers(args, savg, layout, device)
         clips, skipped = read_prompts(prompt_path, codec.spec.sample_rate) if prompt_path else ([], [])
-    except (FileNotFoundError, ValueError, ClipError) as e:
+        plans = read_plans(args.plan, layout) if args.plan else []
+    except (FileNotFoundError, ValueError, ClipError, LabelError) as e:
         sys.exit(f"error: {e}")
     for f, reason in skipped:
         print(f"skipped prompt {f}: {reason}", file=sys.stderr)
@@ -191,8 +257,10 @@ def main(argv=None):
                 "video_tokenizer": vtok.fingerprint(), "audio_codec": codec.fingerprint(), "layout": layout.to_dict(),
                 "mode": mode, "prompt": prompt_path and str(Path(prompt_path).resolve()),
                 "prefix_frames": args.prefix_frames, "temperature": args.temperature, "top_k": args.top_k,
-                "top_p": args.top_p, "seed": args.seed, "dtype": str(dtype).removeprefix("torch."),
-                "sample_rate": codec.spec.sample_rate}
+                "top_p": args.top_p, "plan_temperature": args.plan_temperature if layout.plan_slots else None,
+                "seed": args.seed, "dtype": str(dtype).removeprefix("torch."),
+                "sample_rate": codec.spec.sample_rate, "plan": args.plan and str(Path(args.plan).resolve()),
+                "codes_only": args.codes_only}
     record_path = out / RECORD
     record = json.loads(record_path.read_text()) if record_path.is_file() else {"settings": settings, "samples": {}}
     if record["settings"] != settings:
@@ -202,9 +270,11 @@ def main(argv=None):
     record["machine"] = machine.summary()  # where this run sampled (not a setting: a resumed run may move)
     save_record = lambda: write_atomic(record_path, (json.dumps(record, indent=2) + "\n").encode())  # noqa: E731
 
-    name = lambda i: f"sample_{i:04d}.mp4"  # noqa: E731
+    stem = lambda i: f"sample_{i:04d}"  # noqa: E731
+    name = lambda i: f"codes/{stem(i)}.npz" if args.codes_only else f"{stem(i)}.mp4"  # noqa: E731
     entry = lambda i: {"file": name(i), "seed": sample_seed(args.seed, i),  # noqa: E731
-                       "prompt": clips[i % len(clips)][0] if clips else None}
+                       "prompt": clips[i % len(clips)][0] if clips else None,
+                       "plan": plans[i % len(plans)][0] if plans else None}
     todo = [i for i in indices if not (out / name(i)).is_file()]
     for i in set(indices) - set(todo):  # written by a run killed before it recorded them
         record["samples"].setdefault(str(i), entry(i))
@@ -220,18 +290,26 @@ def main(argv=None):
         batch = todo[b:b + args.batch_size]
         seeds = [entry(i)["seed"] for i in batch]
         which = [i % len(clips) for i in batch] if clips else None
-        ids = sample(model, layout, seeds, prompt=None if not clips else prompt_ids[which],
-                     given=None if not clips else given, temperature=args.temperature, top_k=args.top_k,
-                     top_p=args.top_p, progress=True)
-        with torch.inference_mode():
-            frames, wave = decode(ids, layout, vtok, codec)
-        for j, i in enumerate(batch):
-            video, audio = frames[j], wave[j]
-            if mode == "video_prompt":
-                video = clips[which[j]][1].video
-            elif mode == "audio_prompt":
-                audio = clips[which[j]][1].audio
-            write_clip(out / name(i), Clip(video, audio, codec.spec.sample_rate))
+        prompt, given_here = (prompt_ids[which], given) if clips else (None, None)
+        if plans:
+            prompt, given_here = with_plans(prompt, given_here, plans, [i % len(plans) for i in batch], layout)
+        ids = sample(model, layout, seeds, prompt=prompt, given=given_here, temperature=args.temperature,
+                     top_k=args.top_k, top_p=args.top_p, progress=True, plan_temperature=args.plan_temperature)
+        write_codes(out, [stem(i) for i in batch], ids, layout)
+        if layout.plan_slots:
+            for i, plan in zip(batch, layout.ids_to_plan(ids).numpy()):
+                write_labels(out / "metadata" / f"{stem(i)}.csv", plan_to_labels(plan, layout.plan_bins))
+        if not args.codes_only:
+            with torch.inference_mode():
+                frames, wave = decode(ids, layout, vtok, codec)
+            for j, i in enumerate(batch):
+                video, audio = frames[j], wave[j]
+                if mode == "video_prompt":
+                    video = clips[which[j]][1].video
+                elif mode == "audio_prompt":
+                    audio = clips[which[j]][1].audio
+                write_clip(out / name(i), Clip(video, audio, codec.spec.sample_rate))
+        for i in batch:
             record["samples"][str(i)] = entry(i)
         save_record()
         made += len(batch)

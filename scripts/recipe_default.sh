@@ -2,14 +2,18 @@
 # The recipe of the shipped default (checkpoints/): every step's command and seed, in order, on the procedural
 # dataset or on your own data in the SVGSA24 layout, at a named size (the table below).
 #
-#     bash scripts/recipe_default.sh [--data ROOT] [--size tiny|cpu|gpu] [--gpus N] [--hostfile FILE] [--work DIR]
+#     bash scripts/recipe_default.sh [--data ROOT] [--size tiny|cpu|gpu|h200] [--gpus N] [--hostfile FILE] [--work DIR]
 #         [--reuse-tokenizers | --train-tokenizers] [--threads N] [--seld PATH] [--detector SPEC] [--ship]
 #
 #   --data ROOT        a dataset root in the SVGSA24 layout (ROOT/video_dev/*.mp4, ROOT/video_eval/*.mp4, labels in
 #                      ROOT/metadata_dev/); without it the procedural dataset is made in WORK/synthetic
 #   --size NAME        a column of the table: tiny (the test's: tiny presets, a few steps, 1.5 min on one shared
 #                      core), cpu (the shipped default's settings on our 2-core CPU), gpu (full size, one or more
-#                      GPUs); default gpu when torch sees a GPU, else cpu
+#                      GPUs), h200 (one call of at most 9 minutes on one H200 with 16 cores and no PyAV: the
+#                      procedural clips are rendered and tokenized in memory, the language model trains for
+#                      LM_MINUTES and is checked on held-out clips, and GEN_SAMPLES clips' codes are sampled without
+#                      decoding, none by default: sampling on that GPU ran at 18 tokens/s per sequence, slower than
+#                      2 CPU cores); default gpu when torch sees a GPU, else cpu
 #   --gpus N           GPUs of this node (default: the size's GPUS): N > 1 runs the language model under
 #                      deepspeed --num_gpus N and the tokenizer trainers and tokenization under torchrun (one process
 #                      per GPU; batches are per process)
@@ -70,53 +74,58 @@ done
 if [[ -z $SIZE ]]; then
     SIZE=$("$PY" -c "import torch; print('gpu' if torch.cuda.is_available() else 'cpu')")
 fi
-case $SIZE in tiny|cpu|gpu) ;; *) echo "error: --size $SIZE: expected tiny, cpu or gpu" >&2; exit 2;; esac
+case $SIZE in tiny|cpu|gpu|h200) ;; *) echo "error: --size $SIZE: expected tiny, cpu, gpu or h200" >&2; exit 2;; esac
 
-row() {  # row NAME TINY CPU GPU: NAME = the value in --size's column, unless NAME is set already (option or environment)
+row() {  # row NAME TINY CPU GPU H200: NAME = the value in --size's column, unless NAME is set already (option or environment)
     local name=$1; shift
-    local col; case $SIZE in tiny) col=1;; cpu) col=2;; gpu) col=3;; esac
+    local col; case $SIZE in tiny) col=1;; cpu) col=2;; gpu) col=3;; h200) col=4;; esac
     [[ -n ${!name:-} ]] || printf -v "$name" '%s' "${!col}"
 }
 # The sizes. cpu is the shipped default's (the cards' commands: the video tokenizer 1.6 h on 2 AVX2 cores, then 57
 # min on 2 AVX-512 ones, the audio codec 55 min on 1 core, when --train-tokenizers), gpu's language model is the
 # H100 run of checkpoints/lm/CARD.md; gpu's tokenizer lengths are ours, not yet measured (4x the CPU run's frames for
 # the video tokenizer). -: the script's own choice. Steps count optimizer steps; batches are per process.
-#   setting         tiny    cpu       gpu
-row SYN_DEV         4       1536      1536     # procedural dev clips (without --data): 3072 rows with their mirrors
-row SYN_EVAL        2       32        32       # procedural eval clips
-row REUSE           no      yes       no       # yes: the LM learns the shipped tokenizers' codes (steps 2-3 skipped)
-row GPUS            0       0         1        # GPUs of this node (N > 1: torchrun / deepspeed --num_gpus N)
-row READ_THREADS    1       2         8        # threads decoding clips (the trainers' caches, tokenization)
-row WARMUP          1       100       100      # tokenizers' linear warm-up steps, then a cosine to lr x 0.1
-row CKPT_EVERY      2       100       100      # tokenizers' steps between checkpoints
-row VT_PRESET       tiny_g4 small_g4  small_g4 # video tokenizer (tokenizers/video_tokenizer.py): groups of 4 frames
-row VT_STEPS        4       8000      16000    #   steps of VT_BATCH groups (lr 4e-4, person weight 4 with boxes)
-row VT_BATCH        1       2         4        #   groups of 4 frames per step
-row VT_ADV_START    -1      7000      14000    #   PatchGAN from this step on (adaptive weight x 0.3; -1: never)
-row VT_MORE_STEPS   2       20000     0        #   then a second run from its weights (lr 3e-4, seed 1; 0: not)
-row VT_MORE_ADV     -1      18000     -1       #   its PatchGAN from this step on
-row VT_EVAL_EVERY   4       1000      1000     #   held-out PSNR/SSIM/usage on 8 eval clips
-row VT_DEC_STEPS    2       0         0        #   then its decoder alone, adversarially (--tune decoder, lr 1e-4; 0: not)
-row CODEC_PRESET    tiny    small     small    # audio codec (tokenizers/audio_codec.py)
-row CODEC_STEPS     4       5000      5000     #   steps of CODEC_BATCH 1 s segments (lr 1e-3)
-row CODEC_BATCH     2       16        16
-row CODEC_EVAL_EVERY 4      250       250
-row CODEC_DEC_STEPS 2       500       2000     #   then its decoder alone (--tune decoder, lr 3e-4; 0: not)
-row CODEC_DEC_ADV   0       0         0        #   its STFT discriminator from this step on
-row CODEC_DISC      8       8         8        #   channels of the discriminator's first layer
-row CODEC_DTYPE     auto    bfloat16  auto     #   the card's run was bf16
-row CODEC_LEVELS    1       4         4        #   residual levels exported (trained with the preset's: tiny 2, small 8)
-row CODEC_DIFFUSE   50      50        50       #   exported with stereo noise filling this many dB under the loudest bin
-row TOK_BATCH       4       8         16       # clips encoded together (scripts/tokenize_dataset.py --mirror)
-row LM_PRESET       tiny    small     small    # language model (lm/model.py), lr 1e-3, seed 0
-row LM_CONFIG       -       -         lm/configs/zero0.json   # -: lm/train.py's choice by the machine
-row LM_STEPS        4       1000      500      #   warm-up LM_STEPS / 20, held-out loss every LM_STEPS / 5
-row LM_MICRO        1       1         16       #   clips per forward per process; a step is LM_MICRO x LM_ACCUM x GPUs
-row LM_ACCUM        2       8         2
-row LM_SAVE_EVERY   2       250       250
-row GEN_SAMPLES     2       32        96       # generated clips (scripts/generate.py, its default sampling, seed 0)
-row GEN_BATCH       2       8         16
-
+#   setting         tiny    cpu       gpu       h200
+row SYN_DEV         4       1536      1536      3072     # procedural dev clips (without --data): twice the rows with mirrors
+row SYN_EVAL        2       32        32        0        # procedural eval clips
+row IN_MEMORY       no      no        no        yes      # yes: dev clips rendered and tokenized in memory (no mp4, no PyAV)
+row REUSE           no      yes       no        yes      # yes: the LM learns the shipped tokenizers' codes (steps 2-3 skipped)
+row GPUS            0       0         1         1        # GPUs of this node (N > 1: torchrun / deepspeed --num_gpus N)
+row READ_THREADS    1       2         8         8        # threads decoding clips (the trainers' caches, tokenization)
+row WARMUP          1       100       100       100      # tokenizers' linear warm-up steps, then a cosine to lr x 0.1
+row CKPT_EVERY      2       100       100       100      # tokenizers' steps between checkpoints
+row VT_PRESET       tiny_g4 small_g4  small_g4  small_g4 # video tokenizer (tokenizers/video_tokenizer.py): groups of 4 frames
+row VT_STEPS        4       8000      16000     16000    #   steps of VT_BATCH groups (lr 4e-4, person weight 4 with boxes)
+row VT_BATCH        1       2         4         4        #   groups of 4 frames per step
+row VT_ADV_START    -1      7000      14000     14000    #   PatchGAN from this step on (adaptive weight x 0.3; -1: never)
+row VT_MORE_STEPS   2       20000     0         0        #   then a second run from its weights (lr 3e-4, seed 1; 0: not)
+row VT_MORE_ADV     -1      18000     -1        -1       #   its PatchGAN from this step on
+row VT_EVAL_EVERY   4       1000      1000      1000     #   held-out PSNR/SSIM/usage on 8 eval clips
+row VT_DEC_STEPS    2       0         0         0        #   then its decoder alone, adversarially (--tune decoder, lr 1e-4; 0: not)
+row CODEC_PRESET    tiny    small     small     small    # audio codec (tokenizers/audio_codec.py)
+row CODEC_STEPS     4       5000      5000      5000     #   steps of CODEC_BATCH 1 s segments (lr 1e-3)
+row CODEC_BATCH     2       16        16        16
+row CODEC_EVAL_EVERY 4      250       250       250
+row CODEC_DEC_STEPS 2       500       2000      2000     #   then its decoder alone (--tune decoder, lr 3e-4; 0: not)
+row CODEC_DEC_ADV   0       0         0         0        #   its STFT discriminator from this step on
+row CODEC_DISC      8       8         8         8        #   channels of the discriminator's first layer
+row CODEC_DTYPE     auto    bfloat16  auto      auto     #   the card's run was bf16
+row CODEC_LEVELS    1       4         4         4        #   residual levels exported (trained with the preset's: tiny 2, small 8)
+row CODEC_DIFFUSE   50      50        50        50       #   exported with stereo noise filling this many dB under the loudest bin
+row TOK_BATCH       4       8         16        32       # clips encoded together (scripts/tokenize_dataset.py --mirror)
+row TOK_WORKERS     1       2         8         14       #   processes rendering clips when IN_MEMORY
+row LM_PRESET       tiny    small     small     small    # language model (lm/model.py), lr 1e-3, seed 0
+row LM_PLAN         2       2         2         2        #   source plan slots per frame (savg.lm.plan)
+row LM_KV_HEADS     1       2         2         2        #   key/value heads (grouped-query attention; small has 6 heads)
+row LM_CONFIG       -       -         lm/configs/zero0.json lm/configs/zero0.json  # -: lm/train.py's choice by the machine
+row LM_STEPS        4       1000      500       100000   #   steps (at most, with LM_MINUTES); warm-up min(LM_STEPS / 20, 100)
+row LM_MINUTES      0       0         0         5.5      #   training time budget (lm/train.py --time-budget; 0: none)
+row LM_EVAL_EVERY   2       200       100       250      #   held-out loss and plan accuracy every this many steps
+row LM_MICRO        1       1         16        32       #   clips per forward per process; a step is LM_MICRO x LM_ACCUM x GPUs
+row LM_ACCUM        2       8         2         1
+row LM_SAVE_EVERY   2       250       250       500
+row GEN_SAMPLES     2       32        96        0        # generated clips (scripts/generate.py, its default sampling, seed 0; 0: none)
+row GEN_BATCH       2       8         16        16
 DONE=$WORK/done RAN=0
 step() {  # step NAME CMD...: run CMD, unless WORK/done/NAME records this very command and no earlier step ran
     local name=$1; shift
@@ -159,6 +168,10 @@ for split in ("dev", "eval"):
         sys.exit(f"error: --data {sys.argv[1]} is not in the SVGSA24 layout: {e}")
     if not found:
         sys.exit(f"error: --data {sys.argv[1]} is not in the SVGSA24 layout: no .mp4 clips in {sys.argv[1]}/{SPLITS[split]}")' "$DATA"
+elif [[ $IN_MEMORY == yes ]]; then
+    [[ $REUSE == yes ]] || { echo "error: --size $SIZE renders its clips in memory: the tokenizers must be reused (--reuse-tokenizers)" >&2; exit 2; }
+    DATA= ; mkdir -p "$WORK"
+    echo "== 1-dataset: rendered in memory by step 4 ($SYN_DEV procedural dev clips, seed 0; no mp4 is written)"
 else
     DATA=$WORK/synthetic
     mkdir -p "$WORK"
@@ -224,23 +237,41 @@ print(f"{src} ({levels} levels, noise filling below {below_db} dB) -> {out}")' "
     step 3-export-audio-codec truncate_codec "$CODEC_RUN" "$CODEC_LEVELS" "$AC" "$CODEC_DIFFUSE"
 fi
 
-# 4. Tokenize the dev split with its mirrored copies (3072 rows for the procedural 1536 clips).
-step 4-tokenize launch "$REPO/scripts/tokenize_dataset.py" --data "$DATA" --split dev --video-tokenizer "$VT" \
-    --audio-codec "$AC" --out "$WORK/cache" --mirror --batch-size "$TOK_BATCH" --read-threads "$READ_THREADS"
+# 4. Tokenize the dev split with its mirrored copies (3072 rows for the procedural 1536 clips); IN_MEMORY: the
+#    procedural dev clips rendered in TOK_WORKERS processes and encoded as they come (codes of the uncompressed
+#    renders: no H.264 round trip).
+if [[ -n $DATA ]]; then
+    step 4-tokenize launch "$REPO/scripts/tokenize_dataset.py" --data "$DATA" --split dev --video-tokenizer "$VT" \
+        --audio-codec "$AC" --out "$WORK/cache" --mirror --batch-size "$TOK_BATCH" --read-threads "$READ_THREADS"
+else
+    step 4-tokenize "$PY" "$REPO/scripts/tokenize_dataset.py" --procedural "$SYN_DEV" --seed 0 --workers "$TOK_WORKERS" \
+        --video-tokenizer "$VT" --audio-codec "$AC" --out "$WORK/cache" --mirror --batch-size "$TOK_BATCH"
+fi
 
 # 5. The language model, seed 0. gpu: bf16 (zero0.json), 32 clips per step, 500 steps (5.5 epochs of the 2918
 #    training rows, 59 M tokens: 80 s on one H100); cpu: 8 clips per step in the dtype the machine runs fastest
 #    (lm/train.py's choice when LM_CONFIG is -). The cache is refused unless it was made by VT and AC.
 case $LM_CONFIG in -) LM_CONFIG=;; /*) ;; *) LM_CONFIG=$REPO/$LM_CONFIG;; esac   # the table's paths: in the repository
+WARM=$(( LM_STEPS / 20 < 100 ? LM_STEPS / 20 : 100 ))
 step 5-lm lm_launch --cache "$WORK/cache" --preset "$LM_PRESET" --out "$WORK/lm" ${LM_CONFIG:+--deepspeed_config "$LM_CONFIG"} \
-    --micro-batch "$LM_MICRO" --grad-accum "$LM_ACCUM" --steps "$LM_STEPS" --warmup $(( LM_STEPS / 20 )) --lr 1e-3 \
-    --eval-every $(( LM_STEPS >= 5 ? LM_STEPS / 5 : 1 )) --eval-clips 160 --log-every 25 --save-every "$LM_SAVE_EVERY" \
+    --micro-batch "$LM_MICRO" --grad-accum "$LM_ACCUM" --steps "$LM_STEPS" --warmup $(( WARM > 0 ? WARM : 1 )) --lr 1e-3 \
+    --plan-slots "$LM_PLAN" --kv-heads "$LM_KV_HEADS" $( [[ $LM_MINUTES == 0 ]] || echo --time-budget "$LM_MINUTES" ) \
+    --eval-every "$LM_EVAL_EVERY" --eval-clips 160 --log-every 25 --save-every "$LM_SAVE_EVERY" \
     --seed 0 --threads "$THREADS" --video-tokenizer "$VT" --audio-codec "$AC"
 
 # 6. Export (bf16 + training curves) into CKPT/lm.
 step 6-export-lm "$PY" "$REPO/scripts/export_lm.py" --model "$WORK/lm/model" --log "$WORK/lm/log.jsonl" --out "$CKPT/lm"
 
-# 7-8. Generate and score against the eval split: WORK/report/report.html, as the README's main job.
+# 7-8. Generate and score against the eval split: WORK/report/report.html, as the README's main job. IN_MEMORY (no
+#    PyAV, no eval clips): the samples' codes and plans alone (WORK/generated/codes, /metadata), to decode and score
+#    where PyAV is (scripts/generate.py's docstring).
+if [[ $IN_MEMORY == yes ]]; then
+    (( GEN_SAMPLES > 0 )) || { echo "language model: $CKPT/lm (GEN_SAMPLES 0: no samples drawn here)"; exit 0; }
+    step 7-generate "$PY" "$REPO/scripts/generate.py" --checkpoint "$CKPT/lm" --video-tokenizer "$VT" --audio-codec "$AC" \
+        --out "$WORK/generated" --num-samples "$GEN_SAMPLES" --batch-size "$GEN_BATCH" --seed 0 --threads "$THREADS" --codes-only
+    echo "language model: $CKPT/lm; sampled codes: $WORK/generated/codes"
+    exit 0
+fi
 step 7-generate "$PY" "$REPO/scripts/generate.py" --checkpoint "$CKPT/lm" --video-tokenizer "$VT" --audio-codec "$AC" \
     --out "$WORK/generated" --num-samples "$GEN_SAMPLES" --batch-size "$GEN_BATCH" --seed 0 --threads "$THREADS"
 step 8-evaluate "$PY" "$REPO/scripts/evaluate.py" --generated "$WORK/generated" --reference "$DATA/video_eval" \

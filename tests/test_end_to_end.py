@@ -27,7 +27,9 @@ def _audio_feats(a):  # [B, 2, L] -> [B, 4]
 
 def _rows(clip, seld, detector):
     """Stand-in SELD and detector rows: a source at x 64 or 192 by the louder channel at every 10 Hz frame, a person
-    box over the brightest third of the picture in every frame."""
+    box over the brightest third of the picture in every frame (the first third without a clip)."""
+    if clip is None:
+        return [], [(t, 0, 0, 56, 85, 200) for t in range(20)]
     x = 64.0 if (clip.audio[0] ** 2).mean() > (clip.audio[1] ** 2).mean() else 192.0
     third = int(np.argmax([clip.video[:, 56:200, k * 85:(k + 1) * 85].mean() for k in range(3)]))
     return [(f, 0, x) for f in range(50)], [(t, 0, third * 85, 56, third * 85 + 85, 200) for t in range(20)]
@@ -43,7 +45,8 @@ def stand_ins(mp, sample) -> None:
     mp.setattr(savg.lm.sample, "sample", sample)
     mp.setattr(savg.eval.spatial, "rows_for_clip", _rows)
     mp.setattr(savg.eval.seld, "load_seld", lambda *a: SimpleNamespace(cfg=SimpleNamespace(sample_rate=16_000)))
-    mp.setattr(savg.eval.detectors, "get_detector", lambda *a: SimpleNamespace(name="stand-in"))
+    mp.setattr(savg.eval.detectors, "get_detector",
+               lambda *a: SimpleNamespace(name="stand-in", detect=lambda video: _rows(None, None, None)[1] if video.mean() > 60 else []))
 
 
 EXTRACTORS = ({"vid": (_video_feats, "video"), "aud": (_audio_feats, "audio")},
@@ -136,3 +139,33 @@ def test_temporal_and_memorisation_keys(bench_run):
     memo_gen = json.loads((work / "gen" / "metrics.json").read_text())["memorisation"]
     assert {Path(c["nearest"]).name for c in memo_gen["clips"]["generated"]} <= {"c0.mp4", "c1.mp4"}
     assert result["nearest_train_eval"] == round(memo_gen["eval"]["median"], 4)
+
+
+def test_what_a_person_sees_keys(bench_run):
+    _, lines = bench_run
+    result = json.loads(lines[-1])
+    assert result["person_rate_gt"] == 1.0 and result["person_rate_gen"] == 1.0  # the stand-in boxes every frame
+    assert 0 <= result["hog_person_rate_gen"] <= 1 and 0 <= result["hog_person_rate_gt"] <= 1
+    assert result["sharpness_ratio"] > 0 and "plan_accuracy_v2a" not in result  # this LM has no source plan
+    assert any(line.startswith("person rate (shipped detector)") for line in lines)
+
+
+def test_plan_measures_read_the_v2a_plans_and_the_forced_clips_rows(tmp_path):
+    from savg.data.svgsa24 import write_labels
+    from savg.eval.spatial_align import write_det_rows, write_seld_rows
+    from savg.lm.plan import encode_slot
+    bench = load_bench("end_to_end")
+    work = tmp_path
+    (work / "generated_v2a" / "codes").mkdir(parents=True)
+    (work / "generated_v2a" / "generation.json").write_text(json.dumps({"settings": {"layout": {"plan_bins": 32}}}))
+    write_labels(tmp_path / "labels.csv", [(f, 0, 100, 70) for f in range(50)])  # a talker at x = 100
+    plan = np.zeros((20, 2), np.int16)
+    plan[:10, 0] = encode_slot(0, 100.0, 32)  # right for the first 10 frames, nothing after
+    np.savez(work / "generated_v2a" / "codes" / "sample_0000.npz", plan=plan)
+    write_labels(work / "generated_forced" / "metadata" / "sample_0000.csv", [(f, 0, 100, 72) for f in range(50)])
+    write_seld_rows(work / "forced" / "spatial" / "seld" / "sample_0000.csv", [(f, 0, 110.0 if f < 40 else 200.0) for f in range(50)])
+    write_det_rows(work / "forced" / "spatial" / "detector" / "sample_0000.csv", [(t, 0, 90, 60, 120, 190) for t in range(10)])
+    got = bench.plan_measures(work, [tmp_path / "labels.csv"])
+    assert got["plan_accuracy_v2a"] == 0.5 and got["plan_frames"] == 20
+    assert got["forced_plan_sound"] == 0.8  # 40 of the 50 SELD rows within 40 px
+    assert got["forced_plan_picture"] == pytest.approx(27 / 50)  # label frames 0..26 map to video frames 0..10

@@ -264,3 +264,51 @@ def test_audio_prompt_writes_the_audio_as_read_and_generates_video(script, world
         assert np.abs(made.audio - prompt.audio).mean() < 0.01  # and so in the file (AAC again)
         assert np.abs(made.video.astype(int) - prompt.video).mean() > 5  # the video is the sampled tokens'
     assert json.loads((out / "generation.json").read_text())["settings"]["mode"] == "audio_prompt"
+
+
+# ---- source plans ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def planned_lm(world):
+    """A tiny random LM with a 2-slot source plan and position embeddings, on the world's tokenizers."""
+    from savg.lm.model import load_lm
+    _, layout, fps = load_lm(world / "lm")
+    save_lm(build_lm("tiny", layout.with_plan(2), fps, seed=0, positions=True).eval(), world / "planned_lm")
+    return world / "planned_lm"
+
+
+def test_a_forced_plan_comes_out_unchanged_and_every_sample_says_where_its_sound_is(script, world, planned_lm, tmp_path):
+    from savg.data.svgsa24 import read_labels, write_labels
+    from savg.lm.plan import plan_from_labels
+    walk = [(f, 0, 40 + 3.2 * f, 80) for f in range(50)]  # a talker walking from x = 40 to x = 197
+    write_labels(tmp_path / "walk.csv", walk)
+    out = tmp_path / "out"
+    script("generate").main([str(a) for a in ["--checkpoint", planned_lm, "--video-tokenizer", world / "video",
+                                              "--audio-codec", world / "audio", "--out", out, "--num-samples", "2",
+                                              "--threads", "1", "--plan", tmp_path / "walk.csv"]])
+    forced, _ = plan_from_labels(read_labels(tmp_path / "walk.csv"), NUM_FRAMES, 2, 32)
+    for i in range(2):
+        assert (out / f"sample_{i:04d}.mp4").is_file()
+        plan = np.load(out / "codes" / f"sample_{i:04d}.npz")["plan"]
+        assert np.array_equal(plan, forced)
+        said, _ = plan_from_labels(read_labels(out / "metadata" / f"sample_{i:04d}.csv"), NUM_FRAMES, 2, 32)
+        assert np.array_equal(said, forced)  # the label file written is the plan
+    assert json.loads((out / "generation.json").read_text())["samples"]["0"]["plan"] == str(tmp_path / "walk.csv")
+
+
+def test_codes_only_writes_codes_and_plans_and_no_video(script, world, planned_lm, tmp_path):
+    script("generate").main([str(a) for a in ["--checkpoint", planned_lm, "--video-tokenizer", world / "video",
+                                              "--audio-codec", world / "audio", "--out", tmp_path, "--num-samples", "1",
+                                              "--threads", "1", "--codes-only"]])
+    codes = np.load(tmp_path / "codes" / "sample_0000.npz")
+    assert codes["video"].shape[0] == NUM_FRAMES and codes["plan"].shape == (NUM_FRAMES, 2)
+    assert (tmp_path / "metadata" / "sample_0000.csv").is_file() and not list(tmp_path.glob("*.mp4"))
+
+
+def test_a_malformed_plan_file_is_refused_naming_file_and_line(script, world, planned_lm, tmp_path):
+    (tmp_path / "bad.csv").write_text("0,0,100,70\n1,7,100,70\n")
+    with pytest.raises(SystemExit, match=r"bad.csv:2: class 7"):
+        script("generate").main([str(a) for a in ["--checkpoint", planned_lm, "--video-tokenizer", world / "video",
+                                                  "--audio-codec", world / "audio", "--out", tmp_path / "o",
+                                                  "--plan", tmp_path / "bad.csv"]])
+    with pytest.raises(SystemExit, match="no source plan"):
+        generate(script, world, tmp_path / "o2", "--plan", tmp_path / "bad.csv")

@@ -16,7 +16,7 @@ import torch
 from safetensors import safe_open
 
 from savg.lm.data import write_random_cache
-from savg.lm.layout import Layout
+from savg.lm.layout import AUDIO0, Layout
 from savg.lm.model import load_lm
 from savg.lm.position import POSITION_BINS, position_targets
 
@@ -78,7 +78,7 @@ def test_tiny_model_learns_and_reports_per_modality_held_out_loss(uninterrupted)
 
 def test_export_carries_layout_and_tokenizer_fingerprints(uninterrupted):
     model, layout, tokenizers = load_lm(uninterrupted / "model")
-    assert layout == tiny_layout() and model.config.max_position_embeddings == layout.seq_len
+    assert layout == tiny_layout().with_plan(2) and model.config.max_position_embeddings == layout.seq_len
     assert tokenizers["video_tokenizer"]["fingerprint"] == "random-video"
     assert tokenizers["audio_codec"]["fingerprint"] == "random-audio"
     assert model.config.savg["step"] == STEPS and model.config.savg["loss_on"] == "both"
@@ -117,7 +117,7 @@ def test_deepspeed_launcher_two_cpu_processes_zero3_audio_only(cache, tmp_path):
     val = [r for r in log(out) if "val/loss" in r][-1]
     assert val["val/loss"] == pytest.approx((val["val/audio0"] + val["val/audio1"]) / 2)  # equal token counts
     model, layout, _ = load_lm(out / "model")
-    assert layout == tiny_layout() and model.lm_head.weight.float().std() > 0
+    assert layout == tiny_layout().with_plan(2) and model.lm_head.weight.float().std() > 0
     assert model.config.savg["loss_on"] == "audio"
 
 
@@ -135,7 +135,7 @@ def test_warm_start_keeps_the_blocks_and_the_unchanged_codebooks(tmp_path):
     assert kept == {"special": True, "video": False, "audio0": True, "audio1": True}
     for get in ("get_input_embeddings", "get_output_embeddings"):
         a, b = getattr(old, get)().weight, getattr(new, get)().weight
-        (lo, hi), (old_lo, old_hi) = new_layout.modality_range(2), old_layout.modality_range(2)
+        (lo, hi), (old_lo, old_hi) = new_layout.modality_range(AUDIO0), old_layout.modality_range(AUDIO0)
         assert torch.equal(b[lo:hi], a[old_lo:old_hi]) and torch.equal(b[:4], a[:4])
     assert torch.equal(new.get_input_embeddings().weight[new_layout.video_offset], fresh_video)
     assert torch.equal(new.model.layers[0].mlp.up_proj.weight, old.model.layers[0].mlp.up_proj.weight)
@@ -151,13 +151,13 @@ def test_warm_start_onto_a_parametric_codec_shifts_the_audio_levels(tmp_path):
     old = build_lm("tiny", old_layout, seed=1)
     save_lm(old, tmp_path / "old")
     new = build_lm("tiny", new_layout, seed=2)
-    fresh = new.get_input_embeddings().weight[slice(*new_layout.modality_range(2))].clone()
+    fresh = new.get_input_embeddings().weight[slice(*new_layout.modality_range(AUDIO0))].clone()
     kept = warm_start(new, new_layout, tmp_path / "old", audio_shift=1)["rows"]
     assert kept == {"special": True, "video": True, "audio0": False, "audio1": True, "audio2": True}
     w, w_old = new.get_input_embeddings().weight, old.get_input_embeddings().weight
-    assert torch.equal(w[slice(*new_layout.modality_range(2))], fresh)
+    assert torch.equal(w[slice(*new_layout.modality_range(AUDIO0))], fresh)
     for k in range(old_layout.audio_levels):
-        assert torch.equal(w[slice(*new_layout.modality_range(3 + k))], w_old[slice(*old_layout.modality_range(2 + k))])
+        assert torch.equal(w[slice(*new_layout.modality_range(AUDIO0 + 1 + k))], w_old[slice(*old_layout.modality_range(AUDIO0 + k))])
 
 
 def test_pan_swap_takes_random_codec_frames_from_the_mirrored_partner_unscored(tmp_path):

@@ -22,11 +22,13 @@ STEPS = ["2-video-tokenizer", "2a-video-tokenizer-more", "2b-video-decoder", "3-
          "7-generate", "8-evaluate"]  # step 1 makes the procedural dataset, not run with --data
 
 
-def recipe(*args, cwd):
-    """Run the recipe with this interpreter on one thread -> CompletedProcess (stdout and stderr together)."""
+def recipe(*args, cwd, settings: dict = None):
+    """Run the recipe with this interpreter on one thread -> CompletedProcess (stdout and stderr together);
+    settings: the table's rows overridden by name (and other variables)."""
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     for name in re.findall(r"^row (\w+)", RECIPE.read_text(), re.M) + ["DEEPSPEED", "MASTER_ADDR"]:
         env.pop(name, None)  # a setting left in the environment would override the table
+    env.update(settings or {})
     return subprocess.run(["bash", str(RECIPE), *map(str, args)], cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=600)
 
@@ -130,3 +132,32 @@ def test_bad_data_root_is_refused_naming_it(tmp_path, layout):
                 "empty_dev": f"no .mp4 clips in {root / 'video_dev'}"}[layout]
     assert expected in r.stdout, r.stdout
     assert not (tmp_path / "work").exists()  # refused before anything ran
+
+
+def test_one_gpu_call_size_runs_without_pyav_at_tiny_scale(tmp_path):
+    """--size h200 (the one-call recipe of a lent GPU) on the CPU, shrunk by the table's settings, with PyAV made
+    unimportable as on that machine: clips rendered and tokenized in memory, the language model trained under a time
+    budget with plan slots, exported, and the check's samples written as codes and plan label files."""
+    block = tmp_path / "no_av"
+    block.mkdir()
+    (block / "av.py").write_text("raise ImportError('PyAV is blocked in this test, as on the GPU machine')\n")
+    settings = {"SYN_DEV": "3", "TOK_WORKERS": "1", "TOK_BATCH": "2", "GPUS": "0", "LM_CONFIG": "-", "LM_PRESET": "tiny",
+                "LM_KV_HEADS": "1", "LM_STEPS": "30", "LM_MINUTES": "0.05", "LM_EVAL_EVERY": "10", "LM_MICRO": "1",
+                "LM_SAVE_EVERY": "10", "GEN_SAMPLES": "2", "GEN_BATCH": "2",
+                "PYTHONPATH": f"{block}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    r = recipe("--size", "h200", "--work", tmp_path / "work", "--threads", 1, cwd=tmp_path, settings=settings)
+    assert r.returncode == 0, r.stdout[-4000:]
+    work = tmp_path / "work"
+    assert "rendered in memory" in r.stdout and not (work / "synthetic").exists()
+    meta = json.loads((work / "cache" / "metadata.json").read_text())
+    assert meta["source"]["procedural"]["num_dev"] == 3 and meta["splits"]["dev"]["rows"] == 6  # with the mirrors
+    log = [json.loads(line) for line in (work / "lm" / "log.jsonl").read_text().splitlines()]
+    budget = [row for row in log if "budget/steps" in row]
+    assert len(budget) == 1 and 25 < budget[0]["budget/steps"] <= 30  # the time budget chose the steps
+    assert any("val/plan" in row and "val/plan_acc" in row for row in log)
+    from savg.lm.model import SavgLM, load_lm
+    model, layout, _ = load_lm(work / "checkpoints" / "lm")
+    assert isinstance(model, SavgLM) and layout.plan_slots == 2 and model.config.num_key_value_heads == 1
+    codes = sorted(p.name for p in (work / "generated" / "codes").iterdir())
+    assert codes == ["sample_0000.npz", "sample_0001.npz"] and not list((work / "generated").glob("*.mp4"))
+    assert sorted(p.name for p in (work / "generated" / "metadata").iterdir()) == ["sample_0000.csv", "sample_0001.csv"]

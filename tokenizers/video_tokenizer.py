@@ -125,7 +125,7 @@ class VideoTokenizerConfig:
     @property
     def spec(self) -> VideoSpec:
         """What its codes are (savg.tokenizers.interface)."""
-        return VideoSpec(self.grid, self.codebook_size)
+        return VideoSpec(self.grid, self.codebook_size, self.frames_per_group)
 
 
 FSQ_1K = dict(quantizer="fsq", codebook_size=1000, fsq_levels=(8, 5, 5, 5))  # the FSQ paper's levels for ~2^10 codes

@@ -11,7 +11,6 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 
 from ..clip_format import DEFAULT_SAMPLE_RATE, LABEL_RATE, NUM_LABEL_FRAMES, PICTURE_TOP, Clip, letterbox
@@ -46,6 +45,8 @@ def clip_name(split: str, index: int) -> str:
 
 def load_voices(folder, sample_rate: int) -> list:
     """Every audio file PyAV can read in `folder`, as mono float32 [N] arrays at `sample_rate` Hz (sorted by name)."""
+    import av  # only here: rendering clips in memory needs no PyAV
+
     voices = []
     for path in sorted(Path(folder).iterdir()):
         if not path.is_file():

@@ -1,0 +1,82 @@
+"""The source plan: where each frame's sounding sources are, as tokens (savg.lm.layout, `plan_slots` per frame).
+
+A plan is int64 [frames, P]: per video frame P slots, each 0 (no source) or 1 + c * bins + b, a source of class
+PLAN_CLASSES[c] (the labels' class ids: 0 female speech, 1 male speech, 9 instrument) in column b of `bins` equal
+columns of the 256-px picture (b = floor(x * bins / 256); 8 px each at 32 bins, finer than the metric's 40-px rule).
+Plans are made from labels (SVGSA24 rows `frame, class, x, y` at 10 Hz: the row at the frame's start, the 10 Hz
+frame the metric maps to it, savg.data.clip_format.video_frame_to_label_frame), sources sorted by x, sources off the
+picture left out; a frame with more sources than slots keeps the P leftmost. Plans go back to labels at the column's
+centre and the picture's middle row (a plan has no height), as the label files that scripts/generate.py writes.
+"""
+import numpy as np
+
+from ..data.clip_format import NUM_LABEL_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, label_frame_to_video_frame, \
+    video_frame_to_label_frame
+from .layout import PLAN_CLASSES
+
+NO_SOURCE = 0
+
+
+def plan_from_labels(labels, frames: int, slots: int, bins: int) -> tuple:
+    """(plan int64 [frames, slots], dropped: sources left out for want of slots) from label rows float [n, 4] (10 Hz
+    frame, class id, x px, y px) or LABEL_DTYPE records; classes outside PLAN_CLASSES raise ValueError."""
+    table = _as_table(labels)
+    plan, dropped = np.zeros((frames, slots), dtype=np.int64), 0
+    for t in range(frames):
+        rows = table[(table[:, 0].astype(int) == video_frame_to_label_frame(t)) & (table[:, 2] >= 0) & (table[:, 2] < PICTURE_WIDTH)]
+        rows = rows[np.argsort(rows[:, 2], kind="stable")]
+        dropped += max(0, len(rows) - slots)
+        for j, (_, cls, x, _) in enumerate(rows[:slots]):
+            plan[t, j] = encode_slot(int(cls), float(x), bins)
+    return plan, dropped
+
+
+def encode_slot(class_id: int, x: float, bins: int) -> int:
+    """The plan value of a source of class `class_id` at x px."""
+    if class_id not in PLAN_CLASSES:
+        raise ValueError(f"class {class_id} is not one of the plan's classes {PLAN_CLASSES}")
+    b = min(max(int(x * bins / PICTURE_WIDTH), 0), bins - 1)
+    return 1 + PLAN_CLASSES.index(class_id) * bins + b
+
+
+def decode_slot(value: int, bins: int) -> tuple:
+    """(class id, x px at the column's centre) of a plan value, or None for no source."""
+    if value <= NO_SOURCE:
+        return None
+    c, b = divmod(int(value) - 1, bins)
+    return PLAN_CLASSES[c], (b + 0.5) * PICTURE_WIDTH / bins
+
+
+def plan_to_labels(plan, bins: int) -> np.ndarray:
+    """Label rows float32 [n, 4] (10 Hz frame, class id, x px, y px) of a plan int [frames, slots]: every 10 Hz frame
+    takes the plan of the video frame the metric maps it to (label_frame_to_video_frame)."""
+    plan = np.asarray(plan)
+    rows = []
+    for f in range(NUM_LABEL_FRAMES):
+        for value in plan[label_frame_to_video_frame(f)]:
+            source = decode_slot(int(value), bins)
+            if source:
+                rows.append((f, source[0], source[1], PICTURE_HEIGHT / 2))
+    return np.array(rows, dtype=np.float32).reshape(-1, 4)
+
+
+def plan_hits(plan, labels, bins: int, tolerance_px: float = 40.0) -> tuple:
+    """(hits, frames): of the video frames whose labels hold an on-picture source, how many have a plan slot with a
+    source within `tolerance_px` of one of them (the share is the plan accuracy of bench/end_to_end.py)."""
+    table, plan = _as_table(labels), np.asarray(plan)
+    hits = frames = 0
+    for t in range(len(plan)):
+        xs = table[(table[:, 0].astype(int) == video_frame_to_label_frame(t)) & (table[:, 2] >= 0) & (table[:, 2] < PICTURE_WIDTH), 2]
+        if not len(xs):
+            continue
+        frames += 1
+        planned = [s[1] for s in (decode_slot(int(v), bins) for v in plan[t]) if s]
+        hits += any(abs(p - x) <= tolerance_px for p in planned for x in xs)
+    return hits, frames
+
+
+def _as_table(labels) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.dtype.names:
+        return np.stack([labels[c].astype(np.float64) for c in ("frame", "class_id", "x", "y")], 1).reshape(-1, 4)
+    return labels.astype(np.float64).reshape(-1, 4)
