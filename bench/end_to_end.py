@@ -207,7 +207,7 @@ def main(argv=None):
     _, seconds_v2a = generate(work / "generated_v2a", len(cond_paths), "--video-prompt", str(cond_folder))
     _, seconds_a2v = generate(work / "generated_a2v", len(cond_paths), "--audio-prompt", str(cond_folder))
     planned = bool(made["settings"]["layout"].get("plan_slots"))
-    cond_labels = [label_path(data, path) for path in cond_paths]
+    cond_labels = [label_path(data.resolve(), Path(path).resolve()) for path in cond_paths]  # links in WORK/eval_clips
     if planned:  # the eval clips' labels as forced plans, in the conditioned clips' order
         plans = work / "forced_plans"
         plans.mkdir(parents=True, exist_ok=True)
@@ -262,7 +262,7 @@ def main(argv=None):
           f"{memo_a2v['generated']['median']:.4g}, eval clips {memo['eval']['median']:.4g} ({memo['eval']['q1']:.4g}, "
           f"{memo['eval']['q3']:.4g}); generated / eval = {fmt(memo['ratio'], '.3f', 0)}")
     seen = picture_measures(folders["gen"], cond_paths, work)
-    frames_grid(folders["gen"], [(p, label_path(data, p)) for p in cond_paths], work / "frames.png")
+    frames_grid(folders["gen"], list(zip(cond_paths, cond_labels)), work / "frames.png")
     plan = plan_measures(work, cond_labels) if planned else {}
     print(f"person rate (shipped detector): generated {seen['person_rate_gen']:.3f}, eval clips "
           f"{seen['person_rate_gt']:.3f}; HOG {seen['hog_person_rate_gen']:.3f} / {seen['hog_person_rate_gt']:.3f}; "

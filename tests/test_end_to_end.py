@@ -68,11 +68,13 @@ def bench_run(world, tmp_path_factory):  # noqa: F811
     import contextlib
     import io
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        bench.main([str(a) for a in ("--work", root / "work", "--data", root / "data", "--num-samples", 2,
-                                     "--batch-size", 2, "--threads", 1, "--dtype", "float32", "--checkpoint", world / "lm",
-                                     "--video-tokenizer", world / "video", "--audio-codec", world / "audio")])
-    mp.undo()
+    try:  # the stand-ins are undone even when the bench fails
+        with contextlib.redirect_stdout(printed):
+            bench.main([str(a) for a in ("--work", root / "work", "--data", root / "data", "--num-samples", 2,
+                                         "--batch-size", 2, "--threads", 1, "--dtype", "float32", "--checkpoint",
+                                         world / "lm", "--video-tokenizer", world / "video", "--audio-codec", world / "audio")])
+    finally:
+        mp.undo()
     return root, printed.getvalue().splitlines()
 
 
