@@ -23,7 +23,7 @@ import torch
 from . import protocol as P
 from .audio_embed import DEFAULT_BACKEND, load_audio_embedder
 from .features import extract, list_videos, records, scan, survey
-from .frechet import frechet_distance, kernel_distance
+from .frechet import frechet_distance, frechet_interval, kernel_distance
 from .i3d import i3d_logits
 from .i3d_weights import load_i3d
 
@@ -152,19 +152,22 @@ def evaluate(generated, reference, out=None, protocol: str = "official", num_win
     backend = info["fad_backend"]
     counts = {"protocol": protocol, "num_generated": len(gen_windows), "num_reference": len(ref_windows)}
     settings = {"num_windows": num_windows, "seed": seed} if protocol == "official" else {}
-    fvd = kvd = fad = None
+    fvd = kvd = fad = fvd_ci = fad_ci = None
     listed = []
     if video_key:
         fvd = frechet_distance(gen[video_key], ref[video_key])
+        fvd_ci = frechet_interval(gen[video_key], ref[video_key])
         kvd = kernel_distance(gen[video_key], ref[video_key])
         listed += [{"name": "FVD", "value": fvd, "backend": info["i3d_weights"], **counts},
                    {"name": "KVD", "value": kvd, "backend": info["i3d_weights"], **counts}]
     if audio_key:
         fad = frechet_distance(gen[audio_key], ref[audio_key]) * FAD_SCALE.get(backend, 1.0)
+        fad_ci = tuple(v * FAD_SCALE.get(backend, 1.0) for v in frechet_interval(gen[audio_key], ref[audio_key]))
         listed.append({"name": info["fad_metric_name"], "value": fad, "backend": backend,
                        "scale": FAD_SCALE.get(backend, 1.0), **counts})
     metrics = {
-        "fvd": fvd, "kvd": kvd, "fad": fad, "fad_backend": backend, **counts, "metrics": listed,
+        "fvd": fvd, "kvd": kvd, "fad": fad, "fvd_ci": fvd_ci, "fad_ci": fad_ci, "fad_backend": backend, **counts,
+        "metrics": listed,
         "i3d_weights": info["i3d_weights"], "fad_metric_name": info["fad_metric_name"], "fad_scale": FAD_SCALE.get(backend, 1.0),
         "num_generated_files": len(gen_paths), "num_reference_files": len(ref_paths),
         **{key: {side: found[side][key] for side in SIDES} for key in FILE_LISTS},

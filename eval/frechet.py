@@ -9,6 +9,11 @@ taken as the sum of sqrt(eigenvalues) of the symmetric PSD matrix S1^(1/2) S2 S1
 those of S1 S2; tiny negative eigenvalues from rounding are clipped to zero. No complex parts, no sqrtm
 iterations that fail on near-singular input; eigenvalues below rounding noise count as zero.
 
+Bootstrap interval (frechet_interval): both sets resampled with replacement, row by row, the distance recomputed, and
+the central quantiles of those distances taken: how much the figure moves with the clips that happened to be drawn.
+Resampling repeats rows, which adds to both covariances' spread, so the interval sits above the plain figure (on the
+bench's 96 windows the ground truth's FVD 1040 got [1062, 1331]): compare intervals with intervals, not with figures.
+
 Kernel distance: the unbiased estimate of squared MMD with the polynomial kernel
 k(x, y) = (gamma <x, y> + coef0)^degree, gamma = 1 / D by default (scikit-learn's polynomial_kernel defaults,
 as the official KVD uses them).
@@ -65,6 +70,15 @@ def frechet_distance_from_stats(mu1, s1, mu2, s2) -> float:
 def frechet_distance(x, y) -> float:
     """Fréchet distance between features x [N, D] and y [M, D] (FVD on I3D logits, FAD on audio embeddings)."""
     return frechet_distance_from_stats(*feature_stats(x), *feature_stats(y))
+
+
+def frechet_interval(x, y, rounds: int = 200, level: float = 0.95, seed: int = 0) -> tuple:
+    """(low, high): the central `level` interval of the Fréchet distance over `rounds` bootstrap resamplings of the
+    rows of x [N, D] and y [M, D] (seeded: the same features give the same interval)."""
+    x, y = _as_features(x), _as_features(y)
+    rng = np.random.default_rng(seed)
+    d = [frechet_distance(x[rng.integers(0, len(x), len(x))], y[rng.integers(0, len(y), len(y))]) for _ in range(rounds)]
+    return float(np.quantile(d, (1 - level) / 2)), float(np.quantile(d, (1 + level) / 2))
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float = None, coef0: float = 1.0) -> np.ndarray:

@@ -150,6 +150,9 @@ def test_what_a_person_sees_keys(bench_run):
     assert 0 <= result["hog_person_rate_gen"] <= 1 and 0 <= result["hog_person_rate_gt"] <= 1
     assert result["sharpness_ratio"] > 0 and "plan_accuracy_v2a" not in result  # this LM has no source plan
     assert any(line.startswith("person rate (shipped detector)") for line in lines)
+    for key in ("fvd_ci", "fad_ci", "fvd_gt_ci", "fad_gt_ci"):
+        low, high = result[key]
+        assert low <= high, key
 
 
 def test_plan_measures_read_the_v2a_plans_and_the_forced_clips_rows(tmp_path):

@@ -87,3 +87,15 @@ def test_bad_inputs_refused():
         kernel_distance(np.zeros((4, 3)), np.zeros((4, 2)))
     with pytest.raises(ValueError):
         frechet_distance(np.full((4, 3), np.nan), np.zeros((4, 3)))
+
+
+def test_bootstrap_interval_holds_the_distance_and_narrows_with_more_samples():
+    from savg.eval.frechet import frechet_distance, frechet_interval
+    rng = np.random.default_rng(0)
+    small = rng.normal(size=(40, 4)), rng.normal(0.5, 1.0, size=(40, 4))
+    large = rng.normal(size=(400, 4)), rng.normal(0.5, 1.0, size=(400, 4))
+    lo, hi = frechet_interval(*small)
+    assert lo < frechet_distance(*small) < hi
+    lo_l, hi_l = frechet_interval(*large)
+    assert lo_l < frechet_distance(*large) < hi_l and hi_l - lo_l < hi - lo
+    assert frechet_interval(*small) == (lo, hi)  # seeded
