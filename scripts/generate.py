@@ -193,10 +193,9 @@ def with_plans(ids, given, plans: list, which: list, layout: Layout) -> tuple:
     """(ids [B, seq_len], given bool [seq_len]) with the plans of `which` (indices into plans) forced."""
     b = len(which)
     base = torch.tensor(layout.fixed).expand(b, -1).clone() if ids is None else ids.clone()
-    planned = layout.codes_to_ids(video=torch.zeros(b, layout.frames, *layout.grid, dtype=torch.long),
-                                  plan=torch.stack([torch.from_numpy(plans[w][1]) for w in which]))
+    plan = torch.stack([torch.from_numpy(plans[w][1]) for w in which])  # [B, frames, slots]
     at = torch.from_numpy(layout.modality == PLAN)
-    base[:, at] = planned[:, at]
+    base[:, torch.from_numpy(layout.plan_positions().reshape(-1))] = plan.reshape(b, -1) + layout.plan_offset
     given = at.numpy() if given is None else (np.asarray(given) | at.numpy())
     return base, given
 
