@@ -163,6 +163,7 @@ def main(argv=None):
     p.add_argument("--top-p", type=float, default=None, help="nucleus mass (1.0 = off; default: scripts/generate.py's)")
     p.add_argument("--plan-temperature", type=float, default=None,
                    help="temperature of the source plan's slots (default: scripts/generate.py's)")
+    p.add_argument("--plan-decode", default=None, help="sample or window (default: scripts/generate.py's)")
     p.add_argument("--fad-backend", default=None, help="aisfx or audioclip (needs --fad-weights); None: scripts/evaluate.py's default")
     p.add_argument("--fad-weights", default=None, help="local weights of the FAD backend (required for audioclip)")
     p.add_argument("--train-clips", type=int, default=None,
@@ -194,7 +195,8 @@ def main(argv=None):
     machine = ["--dtype", args.dtype, "--threads", str(args.threads)] + (["--device", args.device] if args.device else [])
 
     sampling = [a for flag, v in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--top-p", args.top_p),
-                                  ("--plan-temperature", args.plan_temperature)) if v is not None for a in (flag, str(v))]
+                                  ("--plan-temperature", args.plan_temperature), ("--plan-decode", args.plan_decode))
+                if v is not None for a in (flag, str(v))]
 
     def generate(out: Path, num: int, *prompt) -> tuple:
         """(generation.json, seconds per clip: 0-ish when every sample was already there)."""

@@ -8,7 +8,10 @@ next clip; video mirrored without swapping the channels), SELD activity F1 over 
 the median |x error| in pixels on true positives against the labels, and the detector's precision / recall at
 IoU 0.5 against the sidecar person boxes (visible fraction >= 0.3). Beside them, the same four scores with an
 oracle (label rows for SELD, sidecar boxes for the detector): the most any SELD and detector could show on this
-data. Last line: one JSON object.
+data. And the detector's false positives: the share of frames without people in which it finds one
+(detector_false_positive_rate), over --negatives empty rooms of the negative eval stream
+(savg.data.synthetic.negatives), each as rendered, blurred, smeared and blocky (a rate per kind beside it).
+Last line: one JSON object.
 """
 import argparse
 import json
@@ -57,6 +60,23 @@ def covered_fraction(det_rows, n_frames: int = NUM_FRAMES, tolerance: int = TOLE
     return float(cover.mean())
 
 
+def false_positive_rates(detector, rooms: int, seed: int, people: str) -> dict:
+    """{kind: share of frames with a detection} over `rooms` empty rooms (negative eval stream) in each degradation,
+    and "all": over every such frame."""
+    from savg.data.synthetic.negatives import DEGRADATIONS, degrade, empty_room, negative_seed
+
+    found = {k: [0, 0] for k in DEGRADATIONS}
+    for i in range(rooms):
+        video = empty_room(negative_seed(seed, "eval", i), people)
+        for k in DEGRADATIONS:
+            frames = degrade(video, k, seed=i)
+            found[k][0] += len({r[0] for r in detector.detect(frames)})
+            found[k][1] += len(frames)
+    rates = {k: a / max(b, 1) for k, (a, b) in found.items()}
+    rates["all"] = sum(a for a, _ in found.values()) / max(sum(b for _, b in found.values()), 1)
+    return rates
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--data", default=None, help="procedural dataset root (with boxes_eval/); None: made in a temporary folder")
@@ -65,6 +85,7 @@ def main(argv=None):
     p.add_argument("--people", default=DEFAULT_PEOPLE, choices=tuple(PEOPLE_MIXES), help="people mix of the made split (sparse or crowded)")
     p.add_argument("--seld", default=str(ROOT / "checkpoints" / "seld"), help="SELD model folder (scripts/train_seld.py)")
     p.add_argument("--detector", default="tiny", help="hog, tiny[:FOLDER] or yolox_tiny:PATH")
+    p.add_argument("--negatives", type=int, default=96, help="empty rooms whose frames measure false positives")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads; None: torch's default")
     args = p.parse_args(argv)
 
@@ -121,6 +142,7 @@ def main(argv=None):
         totals["oracle mirrored"] += count_clip(labels, mirrored_boxes)
         totals["labels+detector"] += count_clip(labels, dets[i])
         totals["seld+boxes"] += count_clip(seld_rows[i], true_rows)
+    false_positives = false_positive_rates(detector, args.negatives, args.seed, args.people)
     chance = float(np.mean([covered_fraction(d) for d in dets]))
     print(f"chance hit rate (frame width within {TOLERANCE_PX} px of a detected person): {chance:.3f}", file=sys.stderr)
     print(f"{'score':9s} {'ours':>6s} {'oracle':>6s}   drop from gt: ours / oracle", file=sys.stderr)
@@ -130,12 +152,16 @@ def main(argv=None):
         print(f"{k:9s} {ours.score:6.3f} {oracle.score:6.3f}{drop}   (ours: tp {ours.tp}, fn {ours.fn})", file=sys.stderr)
     for k in ("labels+detector", "seld+boxes"):
         print(f"{k}: {totals[k].score:.3f}", file=sys.stderr)
+    print(f"false positives (frames without people where a person is found; {args.negatives} empty rooms): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in false_positives.items()), file=sys.stderr)
     print(f"{len(items)} clips, {time.time() - t0:.0f} s; seld {args.seld}; detector {detector.name}", file=sys.stderr)
     result = {"gt_score": totals["gt"].score, "swapped_channels_score": totals["swapped"].score,
               "shuffled_audio_score": totals["shuffled"].score, "mirrored_video_score": totals["mirrored"].score,
               "seld_f1": 2 * s_tp / max(2 * s_tp + s_fp + s_fn, 1),
               "seld_x_error_px": float(np.median(errors)) if errors else float("nan"),
-              "detector_precision": d_tp / max(d_tp + d_fp, 1), "detector_recall": d_tp / max(d_tp + d_fn, 1)}
+              "detector_precision": d_tp / max(d_tp + d_fp, 1), "detector_recall": d_tp / max(d_tp + d_fn, 1),
+              "detector_false_positive_rate": false_positives["all"],
+              **{f"detector_false_positive_rate_{k}": v for k, v in false_positives.items() if k != "all"}}
     print(json.dumps({k: round(v, 4) for k, v in result.items()}))
     if tmp is not None:
         tmp.cleanup()

@@ -110,6 +110,36 @@ class TokenData:
                 scored[b, taken] = False
         return ids, scored
 
+    def plan_noised(self, ids: torch.Tensor, scored: torch.Tensor, rows, micro_step: int, prob: float,
+                    rank: int = 0) -> tuple:
+        """(ids, scored) of a batch (ids int64 / scored bool [B, seq_len] of cache `rows`) where, in a share `prob` of
+        the labelled rows (drawn from (seed, micro_step, rank): a resumed run draws the same), each frame's plan is,
+        with probability 1/2, replaced by noise (each slot no source or a uniformly drawn source, 1/2 each) and
+        unscored together with what would follow it: the frame's audio codes and the next frame's video codes.
+
+        The plans after a noised one are scored against a history that is wrong, as the model's own sampled plans
+        are in V2A and unconditional sampling, so they must be read off the picture; audio and video are never
+        trained to ignore a plan (lm/train.py --plan-noise)."""
+        lay = self.layout
+        if prob <= 0 or not lay.plan_slots:
+            return ids, scored
+        ids, scored = ids.clone(), scored.clone()
+        rng = np.random.default_rng([self.seed, 2, micro_step, rank])
+        plan_pos = lay.plan_positions()  # [frames, slots]
+        offset, values = lay.plan_offset, lay.plan_codebook
+        for b, r in enumerate(rows):
+            noised, which = rng.random() < prob, rng.random(lay.frames) < 0.5
+            draws = np.where(rng.random(plan_pos.shape) < 0.5, 0, rng.integers(1, values, plan_pos.shape))
+            if not (noised and self.labelled[int(r)]):
+                continue
+            for t in np.nonzero(which)[0]:
+                ids[b, plan_pos[t]] = torch.from_numpy(offset + draws[t])
+                frame_end = 1 + (t + 1) * lay.block  # the next frame's FRAME token
+                scored[b, plan_pos[t, 0]:frame_end] = False  # the slots and the frame's audio
+                if t + 1 < lay.frames:
+                    scored[b, frame_end + 1:frame_end + 1 + lay.video_per_frame] = False
+        return ids, scored
+
     def train_rows_at(self, micro_step: int, micro_batch: int, rank: int = 0, world: int = 1) -> np.ndarray:
         """Rows of this rank's micro-batch number `micro_step` (counted from the start of training)."""
         start = (micro_step * world + rank) * micro_batch

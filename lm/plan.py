@@ -7,8 +7,12 @@ Plans are made from labels (SVGSA24 rows `frame, class, x, y` at 10 Hz: the row 
 frame the metric maps to it, savg.data.clip_format.video_frame_to_label_frame), sources sorted by x, sources off the
 picture left out; a frame with more sources than slots keeps the P leftmost. Plans go back to labels at the column's
 centre and the picture's middle row (a plan has no height), as the label files that scripts/generate.py writes.
+
+A slot can be drawn from the model's distribution or chosen (`choose_slot`, the sampler's plan_decode "window"): the
+value most likely to fall within 40 px of the source, which is what every plan measure counts.
 """
 import numpy as np
+import torch
 
 from ..data.clip_format import NUM_LABEL_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, label_frame_to_video_frame, \
     video_frame_to_label_frame
@@ -37,6 +41,25 @@ def encode_slot(class_id: int, x: float, bins: int) -> int:
         raise ValueError(f"class {class_id} is not one of the plan's classes {PLAN_CLASSES}")
     b = min(max(int(x * bins / PICTURE_WIDTH), 0), bins - 1)
     return 1 + PLAN_CLASSES.index(class_id) * bins + b
+
+
+def choose_slot(logits: torch.Tensor, bins: int, tolerance_px: float = 40.0) -> torch.Tensor:
+    """Plan values int64 [B] chosen from a slot's logits [B, 1 + len(PLAN_CLASSES) * bins]: no source when its
+    probability is at least that of all sources together; else the column b whose window b - w .. b + w (w columns
+    whose centres lie within tolerance_px of b's whole width: 4 at 32 bins) holds the most probability, summed over
+    the classes (of equal windows, the one whose own column holds more), and the most likely class in column b.
+    Token-wise argmax instead splits a source's probability over its columns and classes and names "no source" too
+    often."""
+    probs = logits.float().softmax(-1)
+    none, sources = probs[:, 0], probs[:, 1:].reshape(len(probs), len(PLAN_CLASSES), bins)
+    width = PICTURE_WIDTH / bins
+    w = max(int((tolerance_px - width / 2) // width), 0)
+    columns = sources.sum(1)[:, None]  # [B, 1, bins]
+    windowed = torch.nn.functional.conv1d(columns, torch.ones(1, 1, 2 * w + 1), padding=w)[:, 0]
+    b = (windowed + 1e-3 * columns[:, 0]).argmax(-1)  # equal windows: the column that itself holds more
+    c = sources[torch.arange(len(probs)), :, b].argmax(-1)
+    value = 1 + c * bins + b
+    return torch.where(none >= sources.sum((1, 2)), torch.zeros_like(value), value)
 
 
 def decode_slot(value: int, bins: int) -> tuple:

@@ -18,9 +18,13 @@ cache made with --mirror, `val/audio_mirror_gap`: the held-out audio loss with t
 that with the clip's own (nats per token; 0 when the model places sound without looking at the picture).
 --pan-swap P trains a share P of the rows with half their codec frames, at random, taken from the mirrored clip
 and unscored (savg.lm.data, pan_swapped), so that where the sound is must be read from the video.
+--plan-noise P trains a share P of the labelled rows with half their frames' plans replaced by noise and unscored,
+with the audio and video that follow them (savg.lm.data, plan_noised), so that later plans are read off the picture
+rather than copied from a plan history that, when sampling, holds the model's own mistakes.
 --plan-slots P (default 2) puts a source plan of P slots per frame into the sequence (savg.lm.plan, made from the
-cache's labels; unscored on unlabelled clips); held-out: val/plan (cross-entropy) and val/plan_acc (share of frames
-with a labelled source whose first plan slot, predicted from the true history, names a source within 40 px of one).
+cache's labels; unscored on unlabelled clips); held-out: val/plan (cross-entropy), val/plan_acc (share of frames
+with a labelled source whose first plan slot, predicted from the true history, names a source within 40 px of one)
+and val/plan_acc_blind (the same with every plan slot of the history set to no source: what the picture alone gives).
 --positions (default on) gives every token the embeddings of where it is (savg.lm.model.SavgLM); --kv-heads H
 shares each key/value head among heads / H query heads (grouped-query attention: H / heads of the keys and values
 to keep and read while sampling).
@@ -96,6 +100,8 @@ def parse_args(argv=None):
     p.add_argument("--pan-swap", type=float, default=0.0,
                    help="share of training rows with half their codec frames taken from the mirrored clip, unscored "
                         "(needs a cache made with --mirror)")
+    p.add_argument("--plan-noise", type=float, default=0.0,
+                   help="share of labelled training rows with half their frames' plans noised and unscored (see above)")
     p.add_argument("--position-loss", type=float, default=0.0,
                    help="weight of the position head's loss (savg.lm.position; needs labels in the cache)")
     p.add_argument("--position-block", type=int, default=None,
@@ -214,7 +220,7 @@ def evaluate(engine, data: TokenData, crit: ModalityLoss, args, rank: int, world
     m = len(crit.names)
     total = torch.zeros(2 * m, dtype=torch.float64)  # own video, then the partner's
     counted, position = torch.zeros(m, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)  # tokens; sum, clips
-    planned = torch.zeros(2, dtype=torch.float64)  # frames whose first plan slot hits a labelled source, such frames
+    planned = torch.zeros(4, dtype=torch.float64)  # first plan slot hits, frames; the same with every plan blanked
     for rows, weights in data.val_batches(micro, rank, world, limit=args.eval_clips):
         scored = data.scored(rows).to(engine.device)
         for half, video_rows in enumerate((None, data.partner[rows]) if mirrored else (None,)):
@@ -225,7 +231,10 @@ def evaluate(engine, data: TokenData, crit: ModalityLoss, args, rank: int, world
             if half == 0:
                 counted += (counts.cpu() * weights[:, None]).sum(0)
                 if data.layout.plan_slots:
-                    planned += plan_accuracy(logits, data, rows, weights)
+                    blind = ids.clone()
+                    blind[:, torch.from_numpy(data.layout.modality == PLAN)] = data.layout.plan_offset  # "no source"
+                    planned += torch.cat([plan_accuracy(logits, data, rows, weights),
+                                          plan_accuracy(engine(blind[:, :-1])[0], data, rows, weights)])
             if where is not None and half == 0:
                 targets, labelled = data.position_targets(rows)
                 w = weights * labelled
@@ -233,7 +242,8 @@ def evaluate(engine, data: TokenData, crit: ModalityLoss, args, rank: int, world
     both = torch.cat([total, counted, position, planned]).to(engine.device)  # NCCL reduces device tensors only
     dist.all_reduce(both)
     both = both.cpu()
-    own, swapped, counted, position, planned = both[:m], both[m:2 * m], both[2 * m:3 * m], both[-4:-2], both[-2:]
+    own, swapped, counted = both[:m], both[m:2 * m], both[2 * m:3 * m]
+    position, planned = both[3 * m:3 * m + 2], both[3 * m + 2:]
     engine.train()
     out = {f"val/{name}": float(own[i] / counted[i]) for i, name in enumerate(crit.names) if counted[i] > 0}
     sel = crit.selection(args.loss_on)
@@ -245,6 +255,7 @@ def evaluate(engine, data: TokenData, crit: ModalityLoss, args, rank: int, world
         out["val/position"] = float(position[0] / position[1])
     if planned[1] > 0:
         out["val/plan_acc"] = float(planned[0] / planned[1])
+        out["val/plan_acc_blind"] = float(planned[2] / planned[3])
     return out
 
 
@@ -348,6 +359,7 @@ def main(argv=None):
         for m in range(accum):
             rows = data.train_rows_at(step * accum + m, micro, rank, world)
             ids, scored = data.pan_swapped(rows, step * accum + m, args.pan_swap, rank)
+            ids, scored = data.plan_noised(ids, scored, rows, step * accum + m, args.plan_noise, rank)
             ids, scored = ids.to(engine.device), scored.to(engine.device)
             logits, where = engine(ids[:, :-1])
             sums, counts = crit(logits, ids, scored)

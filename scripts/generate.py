@@ -30,8 +30,9 @@ With a prompt, its tokens come out unchanged, and the prompt's own video (--vide
 (--audio-prompt) is written as read, beside the generated other half; a continuation is decoded whole.
 A prompt folder gives one prompt per mp4 (sorted), used in turn by samples 0, 1, ...; files that cannot be
 read are skipped and reported. Sampling is exactly the settings given: temperature (0 = greedy), top-k
-(0 = off), top-p (1.0 = off), and --plan-temperature for the source plan's slots; the defaults
-(savg.lm.sample.DEFAULTS: 1.0, 0, 1.0, plan 1.0) are the shipped model's, chosen by the end-to-end figures
+(0 = off), top-p (1.0 = off), and for the source plan's slots --plan-decode (sample: drawn at --plan-temperature;
+window: chosen, the value most likely within 40 px of the source); the defaults
+(savg.lm.sample.DEFAULTS) are the shipped model's, chosen by the end-to-end figures
 (checkpoints/lm/CARD.md).
 """
 import argparse
@@ -56,7 +57,7 @@ from savg.data.media import write_atomic
 from savg.lm.layout import AUDIO0, PLAN, VIDEO, Layout
 from savg.lm.model import load_lm
 from savg.lm.plan import plan_from_labels, plan_to_labels
-from savg.lm.sample import DEFAULTS, check_settings, sample, sample_seed
+from savg.lm.sample import DEFAULTS, PLAN_DECODES, check_settings, sample, sample_seed
 from savg.tokenizers.load import load_audio_codec, load_video_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +81,10 @@ def parse_args(argv=None):
     ap.add_argument("--top-k", type=int, default=DEFAULTS["top_k"], help="keep the k most likely ids (0 = off)")
     ap.add_argument("--top-p", type=float, default=DEFAULTS["top_p"], help="nucleus mass (1.0 = off)")
     ap.add_argument("--plan-temperature", type=float, default=DEFAULTS["plan_temperature"],
-                    help="temperature of the source plan's slots (0 = greedy: the most likely plan given the picture)")
+                    help="temperature of the source plan's slots when drawn (0 = greedy: each slot's most likely value)")
+    ap.add_argument("--plan-decode", default=DEFAULTS["plan_decode"], choices=PLAN_DECODES,
+                    help="sample: the plan's slots drawn like every token; window: each chosen as the value most likely "
+                         "within 40 px of the source (savg.lm.plan.choose_slot)")
     ap.add_argument("--seed", type=int, default=0, help="run seed; sample i draws with its own seed from (seed, i)")
     prompts = ap.add_mutually_exclusive_group()
     prompts.add_argument("--video-prompt", default=None, help="mp4 (or folder of mp4s) whose video is kept")
@@ -257,6 +261,7 @@ def main(argv=None):
                 "mode": mode, "prompt": prompt_path and str(Path(prompt_path).resolve()),
                 "prefix_frames": args.prefix_frames, "temperature": args.temperature, "top_k": args.top_k,
                 "top_p": args.top_p, "plan_temperature": args.plan_temperature if layout.plan_slots else None,
+                "plan_decode": args.plan_decode if layout.plan_slots else None,
                 "seed": args.seed, "dtype": str(dtype).removeprefix("torch."),
                 "sample_rate": codec.spec.sample_rate, "plan": args.plan and str(Path(args.plan).resolve()),
                 "codes_only": args.codes_only}
@@ -293,7 +298,8 @@ def main(argv=None):
         if plans:
             prompt, given_here = with_plans(prompt, given_here, plans, [i % len(plans) for i in batch], layout)
         ids = sample(model, layout, seeds, prompt=prompt, given=given_here, temperature=args.temperature,
-                     top_k=args.top_k, top_p=args.top_p, progress=True, plan_temperature=args.plan_temperature)
+                     top_k=args.top_k, top_p=args.top_p, progress=True, plan_temperature=args.plan_temperature,
+                     plan_decode=args.plan_decode)
         write_codes(out, [stem(i) for i in batch], ids, layout)
         if layout.plan_slots:
             for i, plan in zip(batch, layout.ids_to_plan(ids).numpy()):

@@ -3,7 +3,10 @@
     python scripts/train_detector.py --data /tmp/synth_spatial --out runs/detector --iters 1500
 
 Reads ROOT/video_dev/*.mp4 and the sidecar boxes ROOT/boxes_dev/*.json (person boxes with visible fraction >=
---min-visible). Adam, cosine schedule, horizontal flips. Resumes from OUT/checkpoint.pt; writes OUT/run.json,
+--min-visible), and with --negatives N the frames of N empty rooms without a box (savg.data.synthetic.negatives: as
+rendered, blurred, smeared or blocky in turn, from the negative dev stream; bench/spatial_validity.py measures on
+the eval stream), so that it learns not to find people in rooms, smears and artefacts. Adam, cosine schedule,
+horizontal flips. Resumes from OUT/checkpoint.pt; writes OUT/run.json,
 OUT/log.jsonl and the model (config.json + model.safetensors, bf16) into OUT/model. --iters may change on resume
 (the schedule is recomputed for the new length); any other setting must stay the same.
 """
@@ -46,11 +49,21 @@ def load_frames(root, split: str, cfg: TinyConfig, num_clips: int, min_visible: 
     return torch.cat(pics), boxes
 
 
+def negative_frames(num: int, seed: int, cfg: TinyConfig) -> tuple:
+    """(network inputs uint8 [20 num, 3, h, w], empty box lists) of `num` empty rooms, degraded in turn."""
+    from savg.data.synthetic.negatives import DEGRADATIONS, degrade, empty_room, negative_seed
+
+    pics = [(to_input(degrade(empty_room(negative_seed(seed, "dev", i)), DEGRADATIONS[i % len(DEGRADATIONS)], seed=i), cfg)
+             * 255).round().to(torch.uint8) for i in tqdm(range(num), desc="negatives", unit="room")]
+    return (torch.cat(pics), [[] for _ in range(sum(len(p) for p in pics))]) if pics else (None, [])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--data", required=True, help="procedural dataset root (video_dev/ and boxes_dev/)")
     p.add_argument("--out", required=True, help="run folder (resumes from its checkpoint.pt)")
     p.add_argument("--num-clips", type=int, default=256, help="first dev clips to train on (all their frames)")
+    p.add_argument("--negatives", type=int, default=0, help="empty rooms added as frames without people")
     p.add_argument("--min-visible", type=float, default=0.3, help="person boxes less visible than this are not targets")
     p.add_argument("--iters", type=int, default=1500, help="training iterations in all (may change on resume)")
     p.add_argument("--batch", type=int, default=32, help="frames per iteration")
@@ -69,7 +82,10 @@ def main(argv=None):
     write_run_record(out, {**settings, "model": tiny_config_dict(cfg)}, args.seed, {"machine": machine.summary()})
     seed_everything(args.seed)
     pics, boxes = load_frames(args.data, "dev", cfg, args.num_clips, args.min_visible)
-    print(f"{len(pics)} frames, {sum(map(len, boxes))} person boxes", flush=True)
+    if args.negatives:
+        neg, empty = negative_frames(args.negatives, args.seed, cfg)
+        pics, boxes = torch.cat([pics, neg]), boxes + empty
+    print(f"{len(pics)} frames ({20 * args.negatives} of them empty rooms), {sum(map(len, boxes))} person boxes", flush=True)
     net = TinyNet(cfg)
     if args.init:
         load_weights(net, load_pretrained(args.init)[1])
@@ -114,7 +130,8 @@ def main(argv=None):
                                                     "np_rng": rng.bit_generator.state, "rng": rng_state()})
     bar.close()
     fp = save_pretrained(out / "model", tiny_config_dict(cfg), weights_only(net.state_dict()), dtype=torch.bfloat16,
-                         meta={"iters": args.iters, "seed": args.seed, "data": str(args.data), "num_clips": args.num_clips})
+                         meta={"iters": args.iters, "seed": args.seed, "data": str(args.data), "num_clips": args.num_clips,
+                               "negatives": args.negatives})
     print(f"saved {out / 'model'} fingerprint {fp}", flush=True)
 
 

@@ -104,9 +104,10 @@ def test_train_detector_script_runs_and_resumes(tmp_path, script, capsys):
     train = script("train_detector").main
     common = ["--data", str(tmp_path / "d"), "--out", str(tmp_path / "run"), "--num-clips", "1", "--batch", "2",
               "--log-every", "1", "--ckpt-every", "1", "--no-progress", "--dtype", "bfloat16"]  # autocast: any CPU
-    train(common + ["--iters", "1"])
-    train(common + ["--iters", "2"])
-    assert "resumed at iteration 1" in capsys.readouterr().out
+    train(common + ["--iters", "1", "--negatives", "1"])
+    train(common + ["--iters", "2", "--negatives", "1"])
+    printed = capsys.readouterr().out
+    assert "resumed at iteration 1" in printed and "40 frames (20 of them empty rooms)" in printed
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 2
     rows = TinyDetector(tmp_path / "run" / "model").detect(np.zeros((2, 256, 256, 3), np.uint8))
     assert all(len(r) == 6 for r in rows)

@@ -8,7 +8,7 @@ import torch
 from savg.data.clip_format import NUM_FRAMES
 from savg.lm.layout import AUDIO0, PLAN, VIDEO, Layout
 from savg.lm.model import SavgLM, build_lm, load_lm, save_lm
-from savg.lm.plan import decode_slot, encode_slot, plan_from_labels, plan_hits, plan_to_labels
+from savg.lm.plan import choose_slot, decode_slot, encode_slot, plan_from_labels, plan_hits, plan_to_labels
 from savg.lm.sample import sample
 
 BINS = 32
@@ -129,3 +129,44 @@ def test_plan_temperature_samples_the_plan_greedily_and_the_rest_as_asked():
     lo, hi = lay.modality_range(VIDEO)
     greedy = logits[:, video - 1, lo:hi].argmax(-1) + lo
     assert (greedy != ids[:, video]).any()  # the video codes are drawn at temperature 1, not greedily
+
+
+def test_a_chosen_slot_takes_the_column_whose_neighbourhood_holds_the_source():
+    bins = 32
+    probs = torch.full((4, 1 + 3 * bins), 1e-6)
+    probs[0, 0] = 0.12
+    probs[0, 1 + 20:1 + 25] = 0.06  # class 0 (female speech) in columns 20..24
+    probs[0, 1 + bins + 20:1 + bins + 25] = 0.08  # class 1 there: more likely
+    probs[0, 1 + 2] = 0.15  # the single likeliest value, alone in column 2: token-wise argmax takes it
+    probs[1, 0] = 0.6  # no source is likelier than every source together
+    probs[1, 1 + 10:1 + 14] = 0.1
+    probs[2, 0], probs[2, 1 + 2 * bins + 31] = 0.4, 0.6  # an instrument at the right edge
+    probs[3, 0] = 0.3  # token-wise argmax says no source; the sources together say otherwise
+    probs[3, 1 + 5:1 + 15] = 0.07
+    chosen = choose_slot(torch.log(probs), bins)
+    cls, x = decode_slot(int(chosen[0]), bins)
+    assert int(probs[0].argmax()) == 3 and cls == 1 and 20 * 8 < x < 25 * 8  # any window holding all of 20..24
+    assert int(chosen[1]) == 0
+    assert decode_slot(int(chosen[2]), bins) == (9, 31.5 * 8)
+    assert int(probs[3].argmax()) == 0 and decode_slot(int(chosen[3]), bins)[0] == 0
+    assert 9 * 8 < decode_slot(int(chosen[3]), bins)[1] < 11 * 8
+
+
+def test_window_decoding_chooses_every_plan_slot_and_keeps_a_forced_plan():
+    lay = Layout(video_codebook=64, grid=(2, 3), audio_frame_rate=8, audio_levels=2, audio_codebook=16, frames=4,
+                 plan_slots=2, frames_per_group=4)
+    torch.manual_seed(0)
+    model = build_lm("tiny", lay, positions=True).eval()
+    ids = sample(model, lay, seeds=[0, 1], plan_decode="window")
+    with torch.no_grad():
+        logits = model(ids).logits
+    for p in np.nonzero(lay.modality == PLAN)[0]:
+        assert torch.equal(choose_slot(logits[:, p - 1, lay.lo[p]:lay.hi[p]], lay.plan_bins) + lay.lo[p], ids[:, p])
+    plan = torch.tensor([[[encode_slot(1, 100.0, lay.plan_bins), 0]] * lay.frames] * 2)
+    prompt = torch.tensor(lay.fixed).repeat(2, 1)
+    prompt[:, lay.plan_positions().reshape(-1)] = lay.plan_offset + plan.reshape(2, -1)
+    given = lay.modality == PLAN
+    forced = sample(model, lay, seeds=[0, 1], prompt=prompt, given=given, plan_decode="window")
+    assert torch.equal(lay.ids_to_plan(forced), plan)
+    with pytest.raises(ValueError, match="plan_decode"):
+        sample(model, lay, seeds=[0], plan_decode="greedy")

@@ -16,7 +16,7 @@ import torch
 from safetensors import safe_open
 
 from savg.lm.data import write_random_cache
-from savg.lm.layout import AUDIO0, Layout
+from savg.lm.layout import AUDIO0, PLAN, Layout
 from savg.lm.model import load_lm
 from savg.lm.position import POSITION_BINS, position_targets
 
@@ -229,3 +229,35 @@ def test_pan_swap_and_position_loss_report_their_measures_and_refuse_caches_with
     proc = run(["--cache", tmp_path / "mirrored", "--out", tmp_path / "refused3", *COMMON, "--position-block", "1"],
                check=False)
     assert proc.returncode != 0 and "needs --position-loss" in proc.stdout + proc.stderr
+
+
+def test_plan_noise_replaces_some_frames_plans_and_unscores_what_would_follow_them(tmp_path):
+    from savg.lm.data import TokenData
+
+    lay = Layout(video_codebook=256, grid=(3, 4), audio_frame_rate=8, audio_levels=2, audio_codebook=64,
+                 plan_slots=2, frames_per_group=1)
+    write_random_cache(tmp_path / "cache", lay.with_plan(0), clips=6, seed=0, used_codes=USED_CODES, labelled=True)
+    data = TokenData(tmp_path / "cache", val_fraction=0.2, plan_slots=2)
+    lay, rows = data.layout, data.train_rows[:4]
+    ids, scored = data.ids(rows), data.scored(rows)
+    same, all_scored = data.plan_noised(ids, scored, rows, 0, 0.0)
+    assert torch.equal(same, ids) and all_scored.all()
+    noised, kept = data.plan_noised(ids, scored, rows, 5, 1.0)
+    again, _ = data.plan_noised(ids, scored, rows, 5, 1.0)
+    assert torch.equal(noised, again) and torch.equal(data.ids(rows), ids)  # drawn from (seed, micro-step); no side effects
+    plan_pos, block = lay.plan_positions(), lay.block
+    for b in range(len(rows)):
+        hidden = np.nonzero(~kept[b].numpy())[0]
+        frames = sorted({int((p - 1) // block) for p in hidden if lay.modality[p] == PLAN})
+        assert 0 < len(frames) < lay.frames
+        expected = set()
+        for t in frames:
+            expected |= set(range(plan_pos[t, 0], 1 + (t + 1) * block))  # the plan slots and the frame's audio
+            if t + 1 < lay.frames:
+                start = 2 + (t + 1) * block
+                expected |= set(range(start, start + lay.video_per_frame))  # the next frame's video
+        assert set(hidden.tolist()) == expected
+        changed = np.nonzero((noised[b] != ids[b]).numpy())[0]
+        assert set(changed.tolist()) <= set(plan_pos[frames].reshape(-1).tolist())
+    lo, hi = lay.modality_range(PLAN)
+    assert ((noised[:, plan_pos] >= lo) & (noised[:, plan_pos] < hi)).all()

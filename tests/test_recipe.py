@@ -154,7 +154,7 @@ def test_one_gpu_call_size_runs_without_pyav_at_tiny_scale(tmp_path):
     log = [json.loads(line) for line in (work / "lm" / "log.jsonl").read_text().splitlines()]
     budget = [row for row in log if "budget/steps" in row]
     assert len(budget) == 1 and 25 < budget[0]["budget/steps"] <= 30  # the time budget chose the steps
-    assert any("val/plan" in row and "val/plan_acc" in row for row in log)
+    assert any("val/plan" in row and "val/plan_acc" in row and "val/plan_acc_blind" in row for row in log)
     from savg.lm.model import SavgLM, load_lm
     model, layout, _ = load_lm(work / "checkpoints" / "lm")
     assert isinstance(model, SavgLM) and layout.plan_slots == 2 and model.config.num_key_value_heads == 1

@@ -186,3 +186,22 @@ def test_own_recordings_replace_the_built_in_voices(tmp_path):
     (tmp_path / "notes.txt").write_text("not audio")
     with pytest.raises(ValueError, match="notes.txt"):
         load_voices(tmp_path, 16000)
+
+
+def test_empty_rooms_and_their_degradations_hold_no_one():
+    from savg.data.clip_format import PICTURE_BOTTOM, PICTURE_TOP
+    from savg.data.synthetic.negatives import DEGRADATIONS, degrade, empty_room, negative_seed
+
+    assert negative_seed(0, "dev", 0) != negative_seed(0, "eval", 0)  # trained on and measured on: disjoint streams
+    room = empty_room(negative_seed(0, "eval", 0))
+    assert room.shape == (20, 256, 256, 3) and room.dtype == np.uint8 and room[:, PICTURE_TOP:PICTURE_BOTTOM].std() > 5
+    variants = {k: degrade(room, k, seed=1) for k in DEGRADATIONS}
+    assert variants["none"] is room
+    for k in ("blur", "smear", "blocks"):
+        v = variants[k]
+        assert v.shape == room.shape and not v[:, :PICTURE_TOP].any() and not v[:, PICTURE_BOTTOM:].any()
+        assert np.abs(v.astype(int) - room).mean() > 2  # visibly spoilt
+    sharp = lambda v: np.abs(np.diff(v[:, PICTURE_TOP:PICTURE_BOTTOM].astype(int), axis=2)).mean()  # noqa: E731
+    assert sharp(variants["blur"]) < 0.5 * sharp(room) and sharp(variants["smear"]) < 0.5 * sharp(room)
+    with pytest.raises(ValueError, match="unknown degradation"):
+        degrade(room, "melt")
