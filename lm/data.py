@@ -129,7 +129,8 @@ class TokenData:
         offset, values = lay.plan_offset, lay.plan_codebook
         for b, r in enumerate(rows):
             noised, which = rng.random() < prob, rng.random(lay.frames) < 0.5
-            draws = np.where(rng.random(plan_pos.shape) < 0.5, 0, rng.integers(1, values, plan_pos.shape))
+            draws = np.where(rng.random(plan_pos.shape) < 0.5, 0, rng.integers(1, values, plan_pos.shape))  # every row
+            # draws alike, so a row's noise does not depend on whether the rows before it were noised
             if not (noised and self.labelled[int(r)]):
                 continue
             for t in np.nonzero(which)[0]:

@@ -55,7 +55,8 @@ def negative_frames(num: int, seed: int, cfg: TinyConfig) -> tuple:
 
     pics = [(to_input(degrade(empty_room(negative_seed(seed, "dev", i)), DEGRADATIONS[i % len(DEGRADATIONS)], seed=i), cfg)
              * 255).round().to(torch.uint8) for i in tqdm(range(num), desc="negatives", unit="room")]
-    return (torch.cat(pics), [[] for _ in range(sum(len(p) for p in pics))]) if pics else (None, [])
+    frames = torch.cat(pics)
+    return frames, [[] for _ in range(len(frames))]
 
 
 def main(argv=None):
