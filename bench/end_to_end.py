@@ -21,8 +21,10 @@ eval clips, the same number of dev clips). Rows, each against the eval split (re
                  their plans (scripts/generate.py --plan): do the sound and the picture follow a plan they are given?
 The source plan's measures (savg.eval.plan_follow): plan_accuracy_v2a, the share of the conditioned clips' labelled
 frames whose V2A plan (read off the true video) has a source within 40 px of a labelled one; forced_plan_sound, the
-share of the forced-plan clips' SELD rows within 40 px of a forced source; forced_plan_picture, the share of forced
-sources with a detected person within 40 px. What a person sees (savg.eval.picture_stats): person_rate_gen and
+share of the forced-plan clips' SELD rows within 40 px of a forced source (beside it, forced_plan_sound_codec and
+forced_plan_sound_gt: the same share for the eval clips' audio through the codec and as it is, against their labels:
+what the codec and the SELD network allow); forced_plan_picture, the share of forced sources with a detected person
+within 40 px. What a person sees (savg.eval.picture_stats): person_rate_gen and
 person_rate_gt, the share of frames where the shipped detector finds a person in the generated clips and in the
 eval clips (hog_person_rate_*: OpenCV's HOG), and sharpness_ratio, the variance of the Laplacian of generated
 frames over the eval clips'.
@@ -50,7 +52,7 @@ Last line: JSON {"spatial_gen", "spatial_gt", "fvd_gen", "fvd_gt", "fad_gen", "f
 "temporal_shuffled", "nearest_train_a2v", "fad_v2a", "fad_v2a_ceiling", "fvd_a2v", "kvd_a2v", "sec_per_clip_v2a",
 "sec_per_clip_a2v", "num_conditioned" for the conditioned rows; "person_rate_gen", "person_rate_gt",
 "hog_person_rate_gen", "hog_person_rate_gt", "sharpness_ratio"; with a source plan "plan_accuracy_v2a",
-"forced_plan_sound", "forced_plan_picture", "spatial_forced"}.
+"forced_plan_sound", "forced_plan_sound_codec", "forced_plan_sound_gt", "forced_plan_picture", "spatial_forced"}.
 """
 import argparse
 import importlib.util
@@ -277,8 +279,9 @@ def main(argv=None):
           f"sharpness generated / eval = {seen['sharpness_ratio']:.3f}")
     if plan:
         print(f"source plan: V2A plan accuracy {plan['plan_accuracy_v2a']:.3f} (of {plan['plan_frames']} labelled frames); "
-              f"forced plan: sound within 40 px {plan['forced_plan_sound']:.3f}, a person within 40 px "
-              f"{plan['forced_plan_picture']:.3f}")
+              f"forced plan: sound within 40 px {plan['forced_plan_sound']:.3f} (the labels and the eval clips' audio "
+              f"through the codec {plan['forced_plan_sound_codec']:.3f}, as they are {plan['forced_plan_sound_gt']:.3f}), "
+              f"a person within 40 px {plan['forced_plan_picture']:.3f}")
     ratio = gen["spatial"] / gt["spatial"] if gen["spatial"] is not None and gt["spatial"] else None
     print(f"spatial generated / ground truth = {ratio if ratio is None else round(ratio, 3)} (target >= 0.8); "
           f"generation {seconds_per_clip:.2f} s per clip ({made['settings']['dtype']}), V2A {seconds_v2a:.2f}, "
@@ -372,6 +375,7 @@ def plan_measures(work: Path, cond_labels: list) -> dict:
 
     bins = json.loads((work / "generated_v2a" / "generation.json").read_text())["settings"]["layout"]["plan_bins"]
     hits = frames = sound = seld_rows = seen = sources = 0
+    ceiling = {"codec": [0, 0], "gt": [0, 0]}  # the labels as plans, heard in the codec's round trip, in the clips
     for i, label in enumerate(cond_labels):
         name = f"sample_{i:04d}"
         h, f = plan_hits(np.load(work / "generated_v2a" / "codes" / f"{name}.npz")["plan"], read_labels(label), bins)
@@ -382,8 +386,14 @@ def plan_measures(work: Path, cond_labels: list) -> dict:
         sound, seld_rows = sound + h, seld_rows + n
         h, n = picture_follows(read_det_rows(work / "forced" / "spatial" / "detector" / f"{name}.csv"), forced)
         seen, sources = seen + h, sources + n
+        labelled = read_labels(label)
+        labelled = np.stack([labelled[c] for c in ("frame", "class_id", "x", "y")], 1)
+        for key, row in (("codec", "v2a_ceiling"), ("gt", "gt")):
+            h, n = sound_follows(read_seld_rows(work / row / "spatial" / "seld" / f"{label.stem}.csv"), labelled)
+            ceiling[key] = [ceiling[key][0] + h, ceiling[key][1] + n]
     share = lambda a, b: round(a / b, 4) if b else None  # noqa: E731
     return {"plan_accuracy_v2a": share(hits, frames), "plan_frames": frames, "forced_plan_sound": share(sound, seld_rows),
+            "forced_plan_sound_codec": share(*ceiling["codec"]), "forced_plan_sound_gt": share(*ceiling["gt"]),
             "forced_plan_picture": share(seen, sources)}
 
 

@@ -11,6 +11,11 @@ oracle (label rows for SELD, sidecar boxes for the detector): the most any SELD 
 data. And the detector's false positives: the share of frames without people in which it finds one
 (detector_false_positive_rate), over --negatives empty rooms of the negative eval stream
 (savg.data.synthetic.negatives), each as rendered, blurred, smeared and blocky (a rate per kind beside it).
+And the pseudo-labels that scripts/tokenize_dataset.py --pseudo-plan gives clips without labels
+(savg.eval.pseudo_labels) against the true labels: pseudo_plan_accuracy (share of labelled video frames whose plan
+made from the pseudo-labels has a source within 40 px of a label, as plan_accuracy_v2a counts), pseudo_row_precision
+(pseudo rows within 40 px of a labelled source of their 10 Hz frame) and pseudo_class_accuracy (of those, the share
+whose class is the nearest such source's: female / male speech, instrument).
 Last line: one JSON object.
 """
 import argparse
@@ -28,6 +33,7 @@ from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
 from savg.eval.spatial_align import TOLERANCE_PX, official_reading
 
 ROOT = Path(__file__).resolve().parents[1]
+PLAN_SLOTS, PLAN_BINS = 2, 32  # the shipped language model's plan (checkpoints/lm), for pseudo_plan_accuracy
 
 
 def make_eval_split(out, num_eval: int, seed: int, people: str) -> None:
@@ -58,6 +64,18 @@ def covered_fraction(det_rows, n_frames: int = NUM_FRAMES, tolerance: int = TOLE
     for f, _c, x0, _y0, x1, _y1 in map(official_reading, det_rows):
         cover[f] |= (cols >= x0 - tolerance) & (cols <= x1 + tolerance)
     return float(cover.mean())
+
+
+def pseudo_label_counts(pseudo, labels) -> tuple:
+    """(rows within TOLERANCE_PX of a labelled source at their 10 Hz frame, of those the rows whose class is the
+    nearest such source's, rows) of one clip's pseudo-labels against its labels (both LABEL_DTYPE)."""
+    near = same = 0
+    for r in pseudo:
+        truth = labels[labels["frame"] == r["frame"]]
+        if len(truth) and np.min(np.abs(truth["x"] - r["x"])) <= TOLERANCE_PX:
+            near += 1
+            same += int(truth["class_id"][np.argmin(np.abs(truth["x"] - r["x"]))] == r["class_id"])
+    return near, same, len(pseudo)
 
 
 def false_positive_rates(detector, rooms: int, seed: int, people: str) -> dict:
@@ -93,6 +111,8 @@ def main(argv=None):
     from savg.data.svgsa24 import iter_labeled_clips
     from savg.data.synthetic.dataset import boxes_path
     from savg.eval.detectors import get_detector, match_counts
+    from savg.eval.pseudo_labels import pseudo_labels
+    from savg.lm.plan import plan_from_labels, plan_hits
     from savg.eval.seld import load_seld, predict_rows
     from savg.eval.spatial_align import Counts, count_clip
 
@@ -117,6 +137,7 @@ def main(argv=None):
     label_rows = [[(int(r["frame"]), 0, float(r["x"])) for r in it.labels] for it in items]
     s_tp = s_fp = s_fn = 0
     errors, d_tp, d_fp, d_fn = [], 0, 0, 0
+    pseudo = np.zeros(5, int)  # plan hits, labelled frames, rows near a label, of those the right class, rows
     for i, it in enumerate(items):
         clip = it.clip
         totals["gt"] += count_clip(seld_rows[i], dets[i])
@@ -142,6 +163,9 @@ def main(argv=None):
         totals["oracle mirrored"] += count_clip(labels, mirrored_boxes)
         totals["labels+detector"] += count_clip(labels, dets[i])
         totals["seld+boxes"] += count_clip(seld_rows[i], true_rows)
+        made = pseudo_labels(seld_rows[i], dets[i], clip.audio, clip.sample_rate).labels
+        plan, _ = plan_from_labels(made, NUM_FRAMES, PLAN_SLOTS, PLAN_BINS)
+        pseudo += (*plan_hits(plan, it.labels, PLAN_BINS), *pseudo_label_counts(made, it.labels))
     false_positives = false_positive_rates(detector, args.negatives, args.seed, args.people)
     chance = float(np.mean([covered_fraction(d) for d in dets]))
     print(f"chance hit rate (frame width within {TOLERANCE_PX} px of a detected person): {chance:.3f}", file=sys.stderr)
@@ -154,6 +178,9 @@ def main(argv=None):
         print(f"{k}: {totals[k].score:.3f}", file=sys.stderr)
     print(f"false positives (frames without people where a person is found; {args.negatives} empty rooms): "
           + ", ".join(f"{k} {v:.3f}" for k, v in false_positives.items()), file=sys.stderr)
+    print(f"pseudo-labels (SELD + detector, --pseudo-plan): plan accuracy {pseudo[0] / max(pseudo[1], 1):.3f} "
+          f"({pseudo[1]} labelled frames), rows within {TOLERANCE_PX} px of a label {pseudo[2] / max(pseudo[4], 1):.3f} "
+          f"({pseudo[4]} rows), of those of the right class {pseudo[3] / max(pseudo[2], 1):.3f}", file=sys.stderr)
     print(f"{len(items)} clips, {time.time() - t0:.0f} s; seld {args.seld}; detector {detector.name}", file=sys.stderr)
     result = {"gt_score": totals["gt"].score, "swapped_channels_score": totals["swapped"].score,
               "shuffled_audio_score": totals["shuffled"].score, "mirrored_video_score": totals["mirrored"].score,
@@ -161,7 +188,9 @@ def main(argv=None):
               "seld_x_error_px": float(np.median(errors)) if errors else float("nan"),
               "detector_precision": d_tp / max(d_tp + d_fp, 1), "detector_recall": d_tp / max(d_tp + d_fn, 1),
               "detector_false_positive_rate": false_positives["all"],
-              **{f"detector_false_positive_rate_{k}": v for k, v in false_positives.items() if k != "all"}}
+              **{f"detector_false_positive_rate_{k}": v for k, v in false_positives.items() if k != "all"},
+              "pseudo_plan_accuracy": pseudo[0] / max(pseudo[1], 1), "pseudo_row_precision": pseudo[2] / max(pseudo[4], 1),
+              "pseudo_class_accuracy": pseudo[3] / max(pseudo[2], 1)}
     print(json.dumps({k: round(v, 4) for k, v in result.items()}))
     if tmp is not None:
         tmp.cleanup()

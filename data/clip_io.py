@@ -55,7 +55,8 @@ class ClipWarning(UserWarning):
 
     reason: portrait, aspect (a picture that is not 16:9 gets black bars or loses a band inside the 256x144
     picture), frame_rate (a source below FPS: frames repeated), from read_clip; not_mp4, no_video (an audio-only
-    file such as .m4a), from left_out; unlabelled, from savg.data.svgsa24. position_map (portrait and aspect only):
+    file such as .m4a), from left_out; unlabelled, from savg.data.svgsa24; pseudo-labelled, from
+    scripts/tokenize_dataset.py --pseudo-plan. position_map (portrait and aspect only):
     (scale_x, offset_x, scale_y, offset_y), taking a position in the source picture stretched to 256x144 picture
     pixels to the clip's picture pixels: x' = scale_x * x + offset_x, y' = scale_y * y + offset_y.
     """

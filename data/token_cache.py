@@ -6,7 +6,7 @@ A cache folder:
     data/{split}-{i:05d}-of-{n:05d}.parquet     one row per clip (and per mirrored clip)
     data/{split}-{i:05d}-of-{n:05d}.errors.tsv  clips of that shard skipped, with the reason (only if any)
     data/{split}-{i:05d}-of-{n:05d}.notes.tsv   clips of that shard kept with a note: path, reason (aspect,
-                                                portrait, frame_rate, unlabelled), what was done (only if any)
+                                                portrait, frame_rate, unlabelled, pseudo-labelled), what was done (only if any)
     errors.tsv                                  all errors: split, path, reason
     notes.tsv                                   all notes: split, path, reason, what was done
     .hf/                                        the datasets library's memory-mapped copy (made on first load)
@@ -167,7 +167,8 @@ def update_counts(cache, split: str, num_shards: int, num_clips: int, ignored: l
     """Record in metadata.json what is on disk for `split` and rewrite errors.tsv and notes.tsv.
 
     metadata splits[split]: clips, shards, shards_done, rows, errors (count), notes ({reason: count}),
-    unlabelled (ids of the clips kept without labels), ignored ([{"path", "reason"}]: the files of the split
+    unlabelled (ids of the clips kept without labels), pseudo_labelled (ids of the clips labelled by
+    scripts/tokenize_dataset.py --pseudo-plan), ignored ([{"path", "reason"}]: the files of the split
     folder that were not read, from `ignored` (path, reason)). Safe to call from every process of a sharded job:
     each call recounts everything from the files.
     """
@@ -183,6 +184,7 @@ def update_counts(cache, split: str, num_shards: int, num_clips: int, ignored: l
                              "errors": len(_split_lines(cache, split, "errors")),
                              "notes": dict(sorted(Counter(n[2] for n in notes).items())),
                              "unlabelled": sorted(Path(n[1]).stem for n in notes if n[2] == "unlabelled"),
+                             "pseudo_labelled": sorted(Path(n[1]).stem for n in notes if n[2] == "pseudo-labelled"),
                              "ignored": [{"path": str(p), "reason": r} for p, r in ignored]}
     write_atomic(cache / METADATA, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     for kind in SIDECARS:

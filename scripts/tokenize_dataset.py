@@ -19,6 +19,11 @@ Nothing is changed or dropped silently (each is warned): clips kept with a conve
 are listed in CACHE/notes.tsv and counted in metadata.json (splits.SPLIT.notes, .unlabelled ids); files of the
 split folder that are not .mp4 (.mkv, .mov, .m4a, ...) are not read and listed in metadata.json (.ignored).
 --strict refuses instead: converted and unlabelled clips go to errors.tsv, and ignored files stop the run.
+--pseudo-plan labels the clips without a label file instead, from the rows that the SELD network (--seld) and the
+person detector (--detector) find (savg.eval.pseudo_labels; measured against true labels by
+bench/spatial_validity.py): their plan slots are then scored in training. Each is noted "pseudo-labelled" (with
+its row count and the rows left out) in notes.tsv and listed in metadata.json (splits.SPLIT.pseudo_labelled);
+metadata.json records the networks ("pseudo_plan"), and a rerun into the same folder with others is refused.
 
 --procedural N takes the dev split of the procedural dataset instead of --data: the clips 0..N-1 that
 `scripts/make_synthetic.py --num-dev N --seed S [--people P]` would write (same scenes, ids and labels, the audio
@@ -42,13 +47,15 @@ from tqdm import tqdm
 
 from savg.data import token_cache as tc
 from savg.core.cli import HelpFormatter
-from savg.data.clip_io import ClipError
+from savg.data.clip_io import ClipError, ClipWarning, report
 from savg.data.svgsa24 import LabelError, label_text, list_split, mirror_labels, parse_labels, read_entry
 from savg.data.synthetic.dataset import FORMAT_VERSION, SynthConfig, clip_name, clip_seed, make_clip
 from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
 from savg.lm.layout import Layout
 from savg.tokenizers.interface import AudioCodecAPI, VideoTokenizerAPI
 from savg.tokenizers.load import load_audio_codec, load_video_tokenizer
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
 def parse_args(argv=None):
@@ -72,6 +79,11 @@ def parse_args(argv=None):
     ap.add_argument("--shard-index", type=int, default=0, help="this job's number, 0 .. num-shards - 1")
     ap.add_argument("--device", default=None, help="cpu or cuda (None: this rank's GPU when there is one)")
     ap.add_argument("--read-threads", type=int, default=2, help="threads decoding clips ahead of the encoder")
+    ap.add_argument("--pseudo-plan", action="store_true",
+                    help="label clips without a label file from the SELD network's and the detector's rows")
+    ap.add_argument("--seld", default=str(CHECKPOINTS / "seld"), help="--pseudo-plan: SELD model folder")
+    ap.add_argument("--detector", default="tiny",
+                    help="--pseudo-plan: person detector, tiny[:DIR] | hog | yolox_tiny:PATH")
     ap.add_argument("--strict", action="store_true",
                     help="refuse instead of noting: clips whose picture or frame rate would be converted and clips "
                          "without a label file go to errors.tsv; files of the split that are not .mp4 stop the run")
@@ -82,6 +94,10 @@ def parse_args(argv=None):
         given = [f"--{k}" for k in ("seed", "people", "workers") if getattr(args, k) is not None]
         if given:
             ap.error(f"{', '.join(given)}: only with --procedural")
+        if args.pseudo_plan and args.strict:
+            ap.error("--pseudo-plan labels the clips that --strict refuses: choose one")
+    elif args.pseudo_plan:
+        ap.error("--pseudo-plan: the procedural clips have labels")
     elif args.procedural < 1 or args.split != "dev":
         ap.error("--procedural N renders the dev split's clips 0..N-1: N >= 1, --split dev")
     else:
@@ -99,7 +115,7 @@ def source_record(args) -> dict:
                            "format_version": FORMAT_VERSION, "h264": False}}
 
 
-def cache_metadata(vtok: VideoTokenizerAPI, codec: AudioCodecAPI, args) -> dict:
+def cache_metadata(vtok: VideoTokenizerAPI, codec: AudioCodecAPI, args, labeller=None) -> dict:
     """What a cache records about how it was made (checked again on every rerun into the same folder)."""
     layout = Layout.from_tokenizers(vtok, codec)
     v, a = vtok.spec, codec.spec
@@ -111,8 +127,33 @@ def cache_metadata(vtok: VideoTokenizerAPI, codec: AudioCodecAPI, args) -> dict:
                         "codebook_size": a.codebook_size},
         "layout": layout.to_dict(), "layout_version": layout.version, "mirror": bool(args.mirror),
         "code_dtype": tc.code_dtype(v.codebook_size, a.codebook_size), "clips_per_shard": args.clips_per_shard,
-        "source": source_record(args),
+        "source": source_record(args), "pseudo_plan": None if labeller is None else labeller.record,
     }
+
+
+class Labeller:
+    """--pseudo-plan: labels a clip (audio at the SELD network's rate) from the SELD network's and the detector's
+    rows (savg.eval.pseudo_labels)."""
+
+    def __init__(self, seld_folder: str, detector: str, sample_rate: int):
+        from savg.eval.detectors import get_detector
+        from savg.eval.pseudo_labels import FEMALE_F0_HZ
+        from savg.eval.seld import load_seld
+
+        self.seld, self.detector = load_seld(seld_folder), get_detector(detector)
+        if self.seld.cfg.sample_rate != sample_rate:
+            sys.exit(f"error: --pseudo-plan: the SELD network {seld_folder} wants {self.seld.cfg.sample_rate} Hz "
+                     f"audio, the codec reads {sample_rate} Hz")
+        self.record = {"seld": {"path": str(Path(seld_folder).resolve()), "fingerprint": self.seld.fingerprint},
+                       "detector": self.detector.name, "female_f0_hz": FEMALE_F0_HZ}
+
+    @torch.no_grad()
+    def __call__(self, clip):
+        from savg.eval.pseudo_labels import pseudo_labels
+        from savg.eval.seld import predict_rows
+
+        return pseudo_labels(predict_rows(self.seld, clip.audio), self.detector.detect(clip.video), clip.audio,
+                             clip.sample_rate)
 
 
 def check_unchanged(vtok, codec, meta: dict) -> None:
@@ -137,13 +178,14 @@ def encode(vtok, codec, clips: list) -> tuple:
     return video.cpu().numpy(), audio.cpu().numpy()
 
 
-def tokenize_shard(loaded, vtok, codec, args, meta: dict, bar) -> tuple:
+def tokenize_shard(loaded, vtok, codec, args, meta: dict, bar, labeller=None) -> tuple:
     """Rows (clips, then with --mirror their mirrored copies, each by id), errors (where, reason) and notes
     (where, reason, what was done) of a shard's clips.
 
     loaded: (id, where, clip, labels or None, notes, problem) of each clip, in order (from mp4_loader or
     procedural_loader through prefetched); `where` names the clip in errors and notes (its file, or its procedural
-    id); problem (a str, clip None) when the clip is refused.
+    id); problem (a str, clip None) when the clip is refused. labeller (--pseudo-plan): labels the clips that come
+    without, their "unlabelled" note replaced by a "pseudo-labelled" one.
     """
     rows, errors, notes, batch = [], [], [], []
     dtype, audio_frames = meta["code_dtype"], Layout.from_dict(meta["layout"]).audio_frames
@@ -179,6 +221,14 @@ def tokenize_shard(loaded, vtok, codec, args, meta: dict, bar) -> tuple:
             errors.append((where, problem))
             bar.update(1)
             continue
+        if labels is None and labeller is not None:
+            made = labeller(clip)
+            labels = made.labels
+            left_out = "".join(f", {n} left out ({why})" for why, n in sorted(made.dropped.items()))
+            note = ClipWarning(where, "pseudo-labelled", f"labels from the SELD network and the detector: "
+                                                         f"{len(labels)} rows{left_out}")
+            report(note)
+            found = [n for n in found if n[1] != "unlabelled"] + [(note.path, note.reason, note.problem)]
         notes += found
         batch.append((name, where, clip, labels))
         if len(batch) == args.batch_size:
@@ -272,7 +322,8 @@ def main(argv=None):
     with pool:
         vtok = load_video_tokenizer(args.video_tokenizer, device)
         codec = load_audio_codec(args.audio_codec, device)
-        meta = tc.init_metadata(args.out, cache_metadata(vtok, codec, args))
+        labeller = Labeller(args.seld, args.detector, codec.spec.sample_rate) if args.pseudo_plan else None
+        meta = tc.init_metadata(args.out, cache_metadata(vtok, codec, args, labeller))
         num_files = max(1, -(-len(entries) // args.clips_per_shard))
         mine = my_shards(num_files, args, rank, world)
         todo = [f for f in mine if not tc.shard_path(args.out, args.split, f, num_files).is_file()]
@@ -292,7 +343,7 @@ def main(argv=None):
         loaded = prefetched(start, [e for f in todo for e in parts[f]], ahead)  # across shards: no pause between
         with tqdm(total=clips, unit="clip", desc=f"tokenize {args.split}", disable=rank != 0) as bar:
             for f in todo:
-                rows, errors, notes = tokenize_shard(islice(loaded, len(parts[f])), vtok, codec, args, meta, bar)
+                rows, errors, notes = tokenize_shard(islice(loaded, len(parts[f])), vtok, codec, args, meta, bar, labeller)
                 check_unchanged(vtok, codec, meta)
                 tc.write_shard(tc.shard_path(args.out, args.split, f, num_files), rows, feats, errors, notes)
     meta = tc.update_counts(args.out, args.split, num_files, len(entries), [(n.path, n.reason) for n in ignored])

@@ -170,7 +170,10 @@ def test_plan_measures_read_the_v2a_plans_and_the_forced_clips_rows(tmp_path):
     write_labels(work / "generated_forced" / "metadata" / "sample_0000.csv", [(f, 0, 100, 72) for f in range(50)])
     write_seld_rows(work / "forced" / "spatial" / "seld" / "sample_0000.csv", [(f, 0, 110.0 if f < 40 else 200.0) for f in range(50)])
     write_det_rows(work / "forced" / "spatial" / "detector" / "sample_0000.csv", [(t, 0, 90, 60, 120, 190) for t in range(10)])
+    write_seld_rows(work / "v2a_ceiling" / "spatial" / "seld" / "labels.csv", [(f, 0, 130.0) for f in range(20)])
+    write_seld_rows(work / "gt" / "spatial" / "seld" / "labels.csv", [(f, 0, 150.0 if f else 90.0) for f in range(4)])
     got = bench.plan_measures(work, [tmp_path / "labels.csv"])
+    assert got["forced_plan_sound_codec"] == 1.0 and got["forced_plan_sound_gt"] == 0.25  # 130 within 40 px, 150 not
     assert got["plan_accuracy_v2a"] == 0.5 and got["plan_frames"] == 20
     assert got["forced_plan_sound"] == 0.8  # 40 of the 50 SELD rows within 40 px
     assert got["forced_plan_picture"] == pytest.approx(27 / 50)  # label frames 0..26 map to video frames 0..10

@@ -113,7 +113,7 @@ def test_bad_clips_are_listed_with_the_reason(world, mirrored_cache):
     meta = tc.read_metadata(mirrored_cache)
     videos = world / "data" / "video_dev"
     assert meta["splits"]["dev"] == {"clips": 6, "shards": 3, "shards_done": 3, "rows": 8, "errors": 2,
-                                     "notes": {"frame_rate": 1, "unlabelled": 1}, "unlabelled": ["c"],
+                                     "notes": {"frame_rate": 1, "unlabelled": 1}, "unlabelled": ["c"], "pseudo_labelled": [],
                                      "ignored": [{"path": str(videos / "g.m4a"), "reason": "no_video"},
                                                  {"path": str(videos / "h.mkv"), "reason": "not_mp4"}]}
     assert meta["mirror"] and meta["layout"]["audio_levels"] == audio_preset("tiny").num_quantizers
@@ -230,3 +230,27 @@ def test_strict_refuses_what_is_otherwise_noted(script, world):
         ("c.mp4", True, False), ("f.mp4", False, True)]
     counts = tc.read_metadata(out)["splits"]["dev"]
     assert counts["rows"] == 1 and counts["notes"] == {} and (out / "notes.tsv").read_text() == ""
+
+
+def test_pseudo_plan_labels_the_unlabelled_clips_and_says_so(script, world):
+    """--pseudo-plan (the shipped SELD network and detector): c, which has no label file, gets labels; a, b and f
+    keep theirs; the note, the counts and the networks are recorded; --strict and --procedural refuse it."""
+    out = world / "cache_pseudo"
+    tokenize(script, world, out, "--pseudo-plan")
+    ds = tc.load_token_cache(out, "dev", video_tokenizer=world / "video", audio_codec=world / "audio")
+    rows = {r["id"]: r for r in ds}
+    assert all(r["has_labels"] for r in rows.values())
+    assert np.allclose(np.array(rows["a"]["labels"])[:, 2], read_labels(world / "data" / "metadata_dev" / "a.csv")["x"])
+    notes = [line.split("\t") for line in (out / "notes.tsv").read_text().splitlines()]
+    assert [(Path(p).name, r) for _, p, r, _ in notes] == [("c.mp4", "pseudo-labelled"), ("f.mp4", "frame_rate")]
+    assert notes[0][3].startswith(f"labels from the SELD network and the detector: {len(rows['c']['labels'])} rows")
+    meta = tc.read_metadata(out)
+    assert meta["splits"]["dev"]["pseudo_labelled"] == ["c"] and meta["splits"]["dev"]["unlabelled"] == []
+    assert meta["pseudo_plan"]["detector"].startswith("tiny-cnn@") and meta["pseudo_plan"]["seld"]["fingerprint"]
+    with pytest.raises(tc.CacheMismatchError, match="pseudo_plan"):  # the same folder without --pseudo-plan
+        tokenize(script, world, out)
+    for extra in (["--strict"], ["--procedural", "2"]):
+        with pytest.raises(SystemExit):
+            script("tokenize_dataset").main(["--video-tokenizer", "v", "--audio-codec", "a", "--out", "o",
+                                             "--pseudo-plan", *(extra if extra[0] == "--procedural" else
+                                                                ["--data", "d", *extra])])
