@@ -376,20 +376,18 @@ def plan_measures(work: Path, cond_labels: list) -> dict:
     bins = json.loads((work / "generated_v2a" / "generation.json").read_text())["settings"]["layout"]["plan_bins"]
     hits = frames = sound = seld_rows = seen = sources = 0
     ceiling = {"codec": [0, 0], "gt": [0, 0]}  # the labels as plans, heard in the codec's round trip, in the clips
+    rows_of = lambda path: np.stack([read_labels(path)[c] for c in ("frame", "class_id", "x", "y")], 1)  # noqa: E731
     for i, label in enumerate(cond_labels):
         name = f"sample_{i:04d}"
         h, f = plan_hits(np.load(work / "generated_v2a" / "codes" / f"{name}.npz")["plan"], read_labels(label), bins)
         hits, frames = hits + h, frames + f
-        forced = read_labels(work / "generated_forced" / "metadata" / f"{name}.csv")  # the plan as forced (columns)
-        forced = np.stack([forced[c] for c in ("frame", "class_id", "x", "y")], 1)
+        forced = rows_of(work / "generated_forced" / "metadata" / f"{name}.csv")  # the plan as forced (columns)
         h, n = sound_follows(read_seld_rows(work / "forced" / "spatial" / "seld" / f"{name}.csv"), forced)
         sound, seld_rows = sound + h, seld_rows + n
         h, n = picture_follows(read_det_rows(work / "forced" / "spatial" / "detector" / f"{name}.csv"), forced)
         seen, sources = seen + h, sources + n
-        labelled = read_labels(label)
-        labelled = np.stack([labelled[c] for c in ("frame", "class_id", "x", "y")], 1)
         for key, row in (("codec", "v2a_ceiling"), ("gt", "gt")):
-            h, n = sound_follows(read_seld_rows(work / row / "spatial" / "seld" / f"{label.stem}.csv"), labelled)
+            h, n = sound_follows(read_seld_rows(work / row / "spatial" / "seld" / f"{label.stem}.csv"), rows_of(label))
             ceiling[key] = [ceiling[key][0] + h, ceiling[key][1] + n]
     share = lambda a, b: round(a / b, 4) if b else None  # noqa: E731
     return {"plan_accuracy_v2a": share(hits, frames), "plan_frames": frames, "forced_plan_sound": share(sound, seld_rows),

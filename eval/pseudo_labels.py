@@ -7,8 +7,8 @@ From each SELD row (10 Hz frame f, metric class speech or instrument, x px):
   metric's rule, savg.eval.spatial_align); the row moves to the nearest such box (of frame round(0.4 f) first):
   x its centre column, y a sixth of the way down (the head, in picture rows). Its class is female speech (0) when
   the median fundamental frequency of the voiced 10 Hz frames of its run (consecutive speech rows) is at least
-  FEMALE_F0_HZ, else male speech (1); a run with no voiced frame takes the clip's median, and a clip with none is
-  dropped.
+  FEMALE_F0_HZ, else male speech (1); a run with no voiced frame takes the clip's median, and in a clip with none
+  the speech rows are left out ("unvoiced").
 - instrument: class 9 at SELD's x, y the picture's middle row (the detector finds people only).
 The labels' three classes are finer than the metric's two: only the pitch tells the two speech classes apart.
 """

@@ -144,16 +144,14 @@ class Labeller:
         if self.seld.cfg.sample_rate != sample_rate:
             sys.exit(f"error: --pseudo-plan: the SELD network {seld_folder} wants {self.seld.cfg.sample_rate} Hz "
                      f"audio, the codec reads {sample_rate} Hz")
-        self.record = {"seld": {"path": str(Path(seld_folder).resolve()), "fingerprint": self.seld.fingerprint},
-                       "detector": self.detector.name, "female_f0_hz": FEMALE_F0_HZ}
+        self.record = {"seld": self.seld.fingerprint, "detector": self.detector.name, "female_f0_hz": FEMALE_F0_HZ}
 
     @torch.no_grad()
     def __call__(self, clip):
         from savg.eval.pseudo_labels import pseudo_labels
-        from savg.eval.seld import predict_rows
+        from savg.eval.spatial import rows_for_clip
 
-        return pseudo_labels(predict_rows(self.seld, clip.audio), self.detector.detect(clip.video), clip.audio,
-                             clip.sample_rate)
+        return pseudo_labels(*rows_for_clip(clip, self.seld, self.detector), clip.audio, clip.sample_rate)
 
 
 def check_unchanged(vtok, codec, meta: dict) -> None:

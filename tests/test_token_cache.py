@@ -246,7 +246,7 @@ def test_pseudo_plan_labels_the_unlabelled_clips_and_says_so(script, world):
     assert notes[0][3].startswith(f"labels from the SELD network and the detector: {len(rows['c']['labels'])} rows")
     meta = tc.read_metadata(out)
     assert meta["splits"]["dev"]["pseudo_labelled"] == ["c"] and meta["splits"]["dev"]["unlabelled"] == []
-    assert meta["pseudo_plan"]["detector"].startswith("tiny-cnn@") and meta["pseudo_plan"]["seld"]["fingerprint"]
+    assert meta["pseudo_plan"]["detector"].startswith("tiny-cnn@") and meta["pseudo_plan"]["seld"]
     with pytest.raises(tc.CacheMismatchError, match="pseudo_plan"):  # the same folder without --pseudo-plan
         tokenize(script, world, out)
     for extra in (["--strict"], ["--procedural", "2"]):
