@@ -44,6 +44,9 @@ is the quiet_in_phase column: the share of STFT bins (512-point, hop 160 at 16 k
 than 40 dB under the clip's loudest (by the clip as it is) whose inter-channel phase difference is within 0.3 rad
 of 0. The room's diffuse noise has a random one (a share near 0.1), a point source of the coincident pair 0 (a
 share of 1); a decoder that puts the quiet bins in phase makes sources of them. The clips' own share is printed.
+seld_precision: the share of an output's SELD rows within 40 px of a source the clip's labels hold at that 10 Hz
+frame (savg.eval.plan_follow.sound_follows): the ceiling the codec puts on the language model's forced_plan_sound
+(bench/end_to_end.py), whose rows are heard in decoded codes; the clips' own share is printed (clips_seld_precision).
 frame_ripple_db: the mean energy at each of 16 positions within the main codec's frame (hop / 16 samples each,
 over all frames of all clips), max over min in dB (a decoder's periodic ripple at its frame rate); the clips as
 they are give the floor (printed).
@@ -152,6 +155,18 @@ class ClipSource:
             return procedural_clips(split, indices, self.seed, self.sample_rate, self.people)
         from savg.data.clip_io import read_clip
         return np.stack([read_clip(self.entries(split)[i].video, sample_rate=self.sample_rate).audio for i in indices])
+
+    def labels(self, split: str, indices) -> list:
+        """Label rows float64 [rows, 4] (frame at 10 Hz, class, x, y px) of those clips of `split` (a root's clip
+        without a label file: no rows)."""
+        if self.root is None:
+            from savg.data.synthetic.dataset import clip_seed
+            from savg.data.synthetic.scene import sample_scene
+            return [np.asarray(sample_scene(clip_seed(self.seed, split, i), people=self.people).label_rows(),
+                               np.float64).reshape(-1, 4) for i in indices]
+        from savg.data.svgsa24 import label_table, read_labels
+        paths = [self.entries(split)[i].labels for i in indices]
+        return [label_table(read_labels(p) if p.is_file() else None) for p in paths]
 
 
 def to_rate(audio: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
@@ -296,20 +311,28 @@ def in_phase_share(audio: np.ndarray, reference: np.ndarray, below_db: float = 4
 
 
 class SoundEvents:
-    """SELD rows of outputs against those of the clips as they are (the module docstring's seld_rows_ratio)."""
+    """SELD rows of outputs against those of the clips as they are (the module docstring's seld_rows_ratio) and,
+    given the clips' labels, the share of an output's rows within 40 px of a labelled source (seld_precision)."""
 
-    def __init__(self, seld, audio: np.ndarray, sample_rate: int):
-        self.seld, self.sample_rate = seld, sample_rate
-        self.reference = self.count(audio)
+    def __init__(self, seld, audio: np.ndarray, sample_rate: int, labels: list = None):
+        self.seld, self.sample_rate, self.labels = seld, sample_rate, labels
+        self.reference, self.reference_precision = self.count(audio)
 
-    def count(self, audio: np.ndarray) -> int:
-        """Active SELD rows (10 Hz frame, class) over clips [n, 2, N] at self.sample_rate."""
+    def count(self, audio: np.ndarray) -> tuple:
+        """(active SELD rows (10 Hz frame, class), their share within 40 px of a label or None without labels)
+        over clips [n, 2, N] at self.sample_rate."""
+        from savg.eval.plan_follow import sound_follows
         from savg.eval.seld import predict_rows
-        audio = to_rate(audio, self.sample_rate, self.seld.cfg.sample_rate)
-        return sum(len(predict_rows(self.seld, a)) for a in audio)
+        rows = [predict_rows(self.seld, a) for a in to_rate(audio, self.sample_rate, self.seld.cfg.sample_rate)]
+        total = sum(map(len, rows))
+        if self.labels is None:
+            return total, None
+        return total, sum(sound_follows(r, label)[0] for r, label in zip(rows, self.labels)) / max(total, 1)
 
     def ratio(self, audio: np.ndarray) -> dict:
-        return {"seld_rows_ratio": self.count(audio) / max(self.reference, 1)}
+        total, precision = self.count(audio)
+        return {"seld_rows_ratio": total / max(self.reference, 1),
+                **({} if precision is None else {"seld_precision": precision})}
 
 
 def run_codec(model: AudioCodecAPI, audio: np.ndarray, n_q: int, batch: int) -> tuple:
@@ -409,8 +432,9 @@ def main(argv=None):
     if args.seld:
         from savg.eval.seld import load_seld
         try:
-            events = SoundEvents(load_seld(args.seld), audio, sr)
-            print(f"sound events: SELD {args.seld}, {events.reference} rows on the clips as they are")
+            events = SoundEvents(load_seld(args.seld), audio, sr, source.labels("eval", range(len(audio))))
+            print(f"sound events: SELD {args.seld}, {events.reference} rows on the clips as they are, "
+                  f"{events.reference_precision:.3f} of them within 40 px of a labelled source (seld_precision)")
         except FileNotFoundError as e:
             print(f"no seld_rows_ratio: {e}")
     hop = sr // cfg.frame_rate
@@ -447,7 +471,7 @@ def main(argv=None):
                                  **(events.ratio(floor) if events else {})}
 
     cols = ["kbps", "mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "codebook_usage", "encode_rtf",
-            "decode_rtf", "ild_band_error_db", "codebook_usage_min", "seld_rows_ratio", "frame_ripple_db", "quiet_in_phase"]
+            "decode_rtf", "ild_band_error_db", "codebook_usage_min", "seld_rows_ratio", "seld_precision", "frame_ripple_db", "quiet_in_phase"]
     fad_cols = ["fad_ratio", "fad_roundtrip"]
     width = max(14, *(len(name) + 1 for name in rows))
     print(f"{'':{width}s}" + "".join(f"{c:>20s}" for c in cols + fad_cols))
@@ -469,13 +493,14 @@ def main(argv=None):
     result.update({k: ours.get(k) for k in fad_cols}, **{k: v for k, v in fad.items() if k not in fad_cols})
     for kb in OPUS_KBPS:
         for k in ("mel_distance", "si_sdr_db", "ild_error_db", "direction_error_deg", "ild_band_error_db", "seld_rows_ratio",
-                  "frame_ripple_db", "quiet_in_phase"):
+                  "seld_precision", "frame_ripple_db", "quiet_in_phase"):
             result[f"opus{kb}_{k}"] = rows[f"opus {kb}k"].get(k)
     if "room re-drawn" in rows:
         result.update({f"floor_{k}": rows["room re-drawn"].get(k)
                        for k in ("ild_error_db", "ild_band_error_db", "direction_error_deg", "seld_rows_ratio",
-                                 "frame_ripple_db", "quiet_in_phase")})
-    result.update(n_q=n_q, clips=len(audio), clips_frame_ripple_db=clips_ripple, clips_quiet_in_phase=clips_in_phase, fingerprint=model.fingerprint(), threads=torch.get_num_threads())
+                                 "seld_precision", "frame_ripple_db", "quiet_in_phase")})
+    result.update(n_q=n_q, clips=len(audio), clips_frame_ripple_db=clips_ripple, clips_quiet_in_phase=clips_in_phase,
+                  clips_seld_precision=events.reference_precision if events else None, fingerprint=model.fingerprint(), threads=torch.get_num_threads())
     result["beside"] = {name: {**{k: beside_rows[name].get(k) for k in cols + fad_cols},
                                "n_q": other.spec.levels, "fingerprint": other.fingerprint(), "model": str(beside[name])}
                         for name, other in others.items()}

@@ -368,7 +368,7 @@ def frames_grid(generated: Path, references: list, out: Path, clips: int = 6, fr
 def plan_measures(work: Path, cond_labels: list) -> dict:
     """plan_accuracy_v2a, forced_plan_sound and forced_plan_picture (module docstring) from the V2A samples' codes and
     the forced-plan samples' SELD and detector rows (written by the spatial scoring)."""
-    from savg.data.svgsa24 import read_labels
+    from savg.data.svgsa24 import label_table, read_labels
     from savg.eval.plan_follow import picture_follows, sound_follows
     from savg.eval.spatial_align import read_det_rows, read_seld_rows
     from savg.lm.plan import plan_hits
@@ -376,7 +376,7 @@ def plan_measures(work: Path, cond_labels: list) -> dict:
     bins = json.loads((work / "generated_v2a" / "generation.json").read_text())["settings"]["layout"]["plan_bins"]
     hits = frames = sound = seld_rows = seen = sources = 0
     ceiling = {"codec": [0, 0], "gt": [0, 0]}  # the labels as plans, heard in the codec's round trip, in the clips
-    rows_of = lambda path: np.stack([read_labels(path)[c] for c in ("frame", "class_id", "x", "y")], 1)  # noqa: E731
+    rows_of = lambda path: label_table(read_labels(path))  # noqa: E731
     for i, label in enumerate(cond_labels):
         name = f"sample_{i:04d}"
         h, f = plan_hits(np.load(work / "generated_v2a" / "codes" / f"{name}.npz")["plan"], read_labels(label), bins)

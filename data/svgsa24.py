@@ -31,6 +31,16 @@ METRIC_CLASS = {0: 0, 1: 0, 9: 1}  # STARSS23 id -> the metric's 2 classes
 LABEL_DTYPE = np.dtype([("frame", np.int32), ("class_id", np.int32), ("x", np.float32), ("y", np.float32)])
 
 
+def label_table(labels, dtype=np.float64) -> np.ndarray:
+    """LABEL_DTYPE [N] records, or a table [N, 4], or None (no rows) -> `dtype` [N, 4] (frame, class_id, x, y)."""
+    if labels is None:
+        return np.zeros((0, 4), dtype)
+    labels = np.asarray(labels)
+    if labels.dtype.names:
+        return np.stack([labels[c].astype(dtype) for c in LABEL_DTYPE.names], 1).reshape(-1, 4)
+    return labels.astype(dtype).reshape(-1, 4)
+
+
 class LabelError(ValueError):
     """A missing or malformed label file; the message names the file, and the line when there is one."""
 

@@ -29,12 +29,13 @@ import numpy as np  # noqa: E402
 
 from .clip_format import NUM_FRAMES  # noqa: E402
 from .media import write_atomic  # noqa: E402
+from .svgsa24 import LABEL_DTYPE, label_table  # noqa: E402
 
 FORMAT = "savg-token-cache"
 FORMAT_VERSION = 1
 METADATA = "metadata.json"
 DATA = "data"
-LABEL_COLUMNS = ("frame", "class_id", "x", "y")
+LABEL_COLUMNS = LABEL_DTYPE.names  # (frame, class_id, x, y)
 
 
 class CacheMismatchError(ValueError):
@@ -62,14 +63,8 @@ def features(grid, audio_frames: int, levels: int, dtype: str):
 def make_row(id: str, split: str, video_codes, audio_codes, labels=None, mirrored: bool = False) -> dict:
     """A cache row from codes (video [NUM_FRAMES, rows, cols], audio [frames, K]) and labels (LABEL_DTYPE
     records or float [N, 4], or None)."""
-    if labels is None:
-        table = np.zeros((0, len(LABEL_COLUMNS)), np.float32)
-    elif labels.dtype.names:
-        table = np.stack([labels[c].astype(np.float32) for c in LABEL_COLUMNS], 1).reshape(-1, len(LABEL_COLUMNS))
-    else:
-        table = np.asarray(labels, np.float32).reshape(-1, len(LABEL_COLUMNS))
     return {"id": id, "split": split, "video": np.asarray(video_codes), "audio": np.asarray(audio_codes),
-            "labels": table, "has_labels": labels is not None, "mirrored": bool(mirrored)}
+            "labels": label_table(labels, np.float32), "has_labels": labels is not None, "mirrored": bool(mirrored)}
 
 
 # ---- shards -------------------------------------------------------------------------------------

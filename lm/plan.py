@@ -16,6 +16,7 @@ import torch
 
 from ..data.clip_format import NUM_LABEL_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, label_frame_to_video_frame, \
     video_frame_to_label_frame
+from ..data.svgsa24 import label_table
 from .layout import PLAN_CLASSES
 
 NO_SOURCE = 0
@@ -24,7 +25,7 @@ NO_SOURCE = 0
 def plan_from_labels(labels, frames: int, slots: int, bins: int) -> tuple:
     """(plan int64 [frames, slots], dropped: sources left out for want of slots) from label rows float [n, 4] (10 Hz
     frame, class id, x px, y px) or LABEL_DTYPE records; classes outside PLAN_CLASSES raise ValueError."""
-    table = _as_table(labels)
+    table = label_table(labels)
     plan, dropped = np.zeros((frames, slots), dtype=np.int64), 0
     for t in range(frames):
         rows = table[(table[:, 0].astype(int) == video_frame_to_label_frame(t)) & (table[:, 2] >= 0) & (table[:, 2] < PICTURE_WIDTH)]
@@ -86,7 +87,7 @@ def plan_to_labels(plan, bins: int) -> np.ndarray:
 def plan_hits(plan, labels, bins: int, tolerance_px: float = 40.0) -> tuple:
     """(hits, frames): of the video frames whose labels hold an on-picture source, how many have a plan slot with a
     source within `tolerance_px` of one of them (the share is the plan accuracy of bench/end_to_end.py)."""
-    table, plan = _as_table(labels), np.asarray(plan)
+    table, plan = label_table(labels), np.asarray(plan)
     hits = frames = 0
     for t in range(len(plan)):
         xs = table[(table[:, 0].astype(int) == video_frame_to_label_frame(t)) & (table[:, 2] >= 0) & (table[:, 2] < PICTURE_WIDTH), 2]
@@ -97,9 +98,3 @@ def plan_hits(plan, labels, bins: int, tolerance_px: float = 40.0) -> tuple:
         hits += any(abs(p - x) <= tolerance_px for p in planned for x in xs)
     return hits, frames
 
-
-def _as_table(labels) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.dtype.names:
-        return np.stack([labels[c].astype(np.float64) for c in ("frame", "class_id", "x", "y")], 1).reshape(-1, 4)
-    return labels.astype(np.float64).reshape(-1, 4)

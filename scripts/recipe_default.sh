@@ -106,7 +106,8 @@ row CODEC_PRESET    tiny    small     small     small    # audio codec (tokenize
 row CODEC_STEPS     4       5000      5000      5000     #   steps of CODEC_BATCH 1 s segments (lr 1e-3)
 row CODEC_BATCH     2       16        16        16
 row CODEC_EVAL_EVERY 4      250       250       250
-row CODEC_DEC_STEPS 2       500       2000      2000     #   then its decoder alone (--tune decoder, lr 3e-4; 0: not)
+row CODEC_DEC_STEPS 2       2400      2000      2000     #   then its decoder alone (--tune decoder, lr 3e-4; 0: not)
+row CODEC_UPSAMPLE  linear  linear    linear    linear   #   its upsampling rebuilt first (ConvUp; refit on 16 dev clips)
 row CODEC_DEC_ADV   0       0         0         0        #   its STFT discriminator from this step on
 row CODEC_DISC      8       8         8         8        #   channels of the discriminator's first layer
 row CODEC_DTYPE     auto    bfloat16  auto      auto     #   the card's run was bf16
@@ -213,18 +214,25 @@ else
         --preset "$CODEC_PRESET" --steps "$CODEC_STEPS" --batch "$CODEC_BATCH" --lr 1e-3 --warmup "$WARMUP" \
         --eval-every "$CODEC_EVAL_EVERY" --ckpt-every "$CKPT_EVERY" --cache "$WORK/audio_cache" \
         --read-threads "$READ_THREADS" --dtype "$CODEC_DTYPE" --threads "$THREADS" --seed 0 --no-progress
-    truncate_codec() {  # truncate_codec SRC LEVELS OUT [DB]: SRC's first LEVELS levels (noise filling below DB), into OUT
+    truncate_codec() {  # truncate_codec SRC LEVELS OUT [DB [UPSAMPLE]]: SRC's first LEVELS levels (noise filling below DB;
+        # its decoder's upsampling rebuilt as UPSAMPLE, refit on the first 2 s of 16 cached dev clips), into OUT
         "$PY" -c 'import sys; sys.path = [p for p in sys.path if p]
+import numpy as np, torch
 from savg.tokenizers.audio_codec import AudioCodec
-src, levels, out, below_db = (sys.argv[1:] + ["0"])[:4]
+src, levels, out, below_db, upsample, cache = sys.argv[1:] + ["0", "", ""][len(sys.argv) - 4:]
 codec = AudioCodec.from_pretrained(src)
-codec.truncated(int(levels)).with_noise_filling(float(below_db)).save_pretrained(
-    out, meta={**codec.meta, "truncated_from": codec.fingerprint()})
-print(f"{src} ({levels} levels, noise filling below {below_db} dB) -> {out}")' "$@"
+new = codec.truncated(int(levels)).with_noise_filling(float(below_db))
+if upsample and upsample != new.config.upsample:
+    hop = new.config.sample_rate // new.config.frame_rate
+    audio = np.load(f"{cache}/dev_{new.config.sample_rate}.npy", mmap_mode="r")[:16, :, :2 * new.config.sample_rate // hop * hop]
+    new = new.with_upsample(upsample, torch.from_numpy(np.ascontiguousarray(audio)))
+new.save_pretrained(out, meta={**codec.meta, "truncated_from": codec.fingerprint()})
+print(f"{src} ({levels} levels, noise filling below {below_db} dB, upsampling {new.config.upsample}) -> {out}")' "$@"
     }
     CODEC_RUN=$WORK/audio_codec/model
     if (( CODEC_DEC_STEPS > 0 )); then  # the codes stay; the STFT discriminator improves the content (FAD)
-        step 3a-truncate-codec truncate_codec "$CODEC_RUN" "$CODEC_LEVELS" "$WORK/audio_codec_levels"
+        step 3a-truncate-codec truncate_codec "$CODEC_RUN" "$CODEC_LEVELS" "$WORK/audio_codec_levels" 0 \
+            "$CODEC_UPSAMPLE" "$WORK/audio_cache"
         step 3b-audio-decoder launch "$REPO/scripts/train_audio_codec.py" --data "$DATA" --out "$WORK/audio_decoder" \
             --init-from "$WORK/audio_codec_levels" --tune decoder --adv-start "$CODEC_DEC_ADV" \
             --disc-filters "$CODEC_DISC" --steps "$CODEC_DEC_STEPS" \

@@ -463,7 +463,27 @@ def test_bench_json(tmp_path, capsys):
     # sound events: the shipped SELD heard on each output against the clips as they are; --seld '' leaves them out
     assert result["seld_rows_ratio"] >= 0 and result["opus12_seld_rows_ratio"] >= 0
     assert result["floor_seld_rows_ratio"] == pytest.approx(1.0, abs=0.25)  # the room re-drawn keeps the events
+    # seld_precision: rows near the clips' labels; the room re-drawn keeps the direct sound, so its rows stay there
+    assert 0 <= result["seld_precision"] <= 1 and result["clips_seld_precision"] > 0.5
+    assert result["floor_seld_precision"] == pytest.approx(result["clips_seld_precision"], abs=0.25)
     bench.main(["--model", str(tmp_path / "codec"), "--clips", "1", "--train-steps", "0", "--fad-clips", "0",
                 "--floor", "0", "--seld", ""])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["seld_rows_ratio"] is None and result["opus6_seld_rows_ratio"] is None
+    assert result["seld_precision"] is None and result["clips_seld_precision"] is None
+
+
+def test_seld_precision_counts_rows_near_the_labels():
+    """The clips as they are against their own labels, and against the labels moved 120 px: the same rows, far
+    fewer of them near a labelled source."""
+    from savg.eval.seld import load_seld
+    bench = load_bench("audio_codec")
+    source = bench.ClipSource(None, 0, "sparse", SR)
+    audio, labels = source.clips("eval", range(3)), source.labels("eval", range(3))
+    seld = load_seld(ROOT / "checkpoints" / "seld")
+    events = bench.SoundEvents(seld, audio, SR, labels)
+    moved = [np.column_stack([l[:, :2], (l[:, 2] + 120) % 256, l[:, 3]]) for l in labels]
+    far = bench.SoundEvents(seld, audio, SR, moved)
+    assert events.reference == far.reference > 0
+    assert events.reference_precision > 0.7 and far.reference_precision < events.reference_precision - 0.4
+    assert events.ratio(audio) == {"seld_rows_ratio": 1.0, "seld_precision": events.reference_precision}
