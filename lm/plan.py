@@ -97,4 +97,3 @@ def plan_hits(plan, labels, bins: int, tolerance_px: float = 40.0) -> tuple:
         planned = [s[1] for s in (decode_slot(int(v), bins) for v in plan[t]) if s]
         hits += any(abs(p - x) <= tolerance_px for p in planned for x in xs)
     return hits, frames
-

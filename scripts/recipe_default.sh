@@ -214,8 +214,8 @@ else
         --preset "$CODEC_PRESET" --steps "$CODEC_STEPS" --batch "$CODEC_BATCH" --lr 1e-3 --warmup "$WARMUP" \
         --eval-every "$CODEC_EVAL_EVERY" --ckpt-every "$CKPT_EVERY" --cache "$WORK/audio_cache" \
         --read-threads "$READ_THREADS" --dtype "$CODEC_DTYPE" --threads "$THREADS" --seed 0 --no-progress
-    truncate_codec() {  # truncate_codec SRC LEVELS OUT [DB [UPSAMPLE]]: SRC's first LEVELS levels (noise filling below DB;
-        # its decoder's upsampling rebuilt as UPSAMPLE, refit on the first 2 s of 16 cached dev clips), into OUT
+    truncate_codec() {  # truncate_codec SRC LEVELS OUT [DB [UPSAMPLE CACHE]]: SRC's first LEVELS levels (noise filling below
+        # DB; the decoder's upsampling rebuilt as UPSAMPLE, refit on 2 s of 16 dev clips of the trainer's CACHE), into OUT
         "$PY" -c 'import sys; sys.path = [p for p in sys.path if p]
 import numpy as np, torch
 from savg.tokenizers.audio_codec import AudioCodec
