@@ -20,7 +20,10 @@ eval clips, the same number of dev clips). Rows, each against the eval split (re
   forced plan    (a model with a source plan, savg.lm.plan) clips generated with the eval clips' label files forced as
                  their plans (scripts/generate.py --plan): do the sound and the picture follow a plan they are given?
 The source plan's measures (savg.eval.plan_follow): plan_accuracy_v2a, the share of the conditioned clips' labelled
-frames whose V2A plan (read off the true video) has a source within 40 px of a labelled one; forced_plan_sound, the
+frames whose V2A plan (read off the true video) has a source within 40 px of a labelled one, the product of
+plan_active_v2a (the share of those frames whose plan names any source: does it know when one sounds?) and
+plan_placement_v2a (of those, the share within 40 px: does it know where?); plan_false_alarm_v2a, the share of the
+frames without a labelled source whose plan names one; forced_plan_sound, the
 share of the forced-plan clips' SELD rows within 40 px of a forced source (beside it, forced_plan_sound_codec and
 forced_plan_sound_gt: the same share for the eval clips' audio through the codec and as it is, against their labels:
 what the codec and the SELD network allow); forced_plan_picture, the share of forced sources with a detected person
@@ -52,6 +55,7 @@ Last line: JSON {"spatial_gen", "spatial_gt", "fvd_gen", "fvd_gt", "fad_gen", "f
 "temporal_shuffled", "nearest_train_a2v", "fad_v2a", "fad_v2a_ceiling", "fvd_a2v", "kvd_a2v", "sec_per_clip_v2a",
 "sec_per_clip_a2v", "num_conditioned" for the conditioned rows; "person_rate_gen", "person_rate_gt",
 "hog_person_rate_gen", "hog_person_rate_gt", "sharpness_ratio"; with a source plan "plan_accuracy_v2a",
+"plan_active_v2a", "plan_placement_v2a", "plan_false_alarm_v2a",
 "forced_plan_sound", "forced_plan_sound_codec", "forced_plan_sound_gt", "forced_plan_picture", "spatial_forced"}.
 """
 import argparse
@@ -278,7 +282,10 @@ def main(argv=None):
           f"{seen['person_rate_gt']:.3f}; HOG {seen['hog_person_rate_gen']:.3f} / {seen['hog_person_rate_gt']:.3f}; "
           f"sharpness generated / eval = {seen['sharpness_ratio']:.3f}")
     if plan:
-        print(f"source plan: V2A plan accuracy {plan['plan_accuracy_v2a']:.3f} (of {plan['plan_frames']} labelled frames); "
+        print(f"source plan: V2A plan accuracy {plan['plan_accuracy_v2a']:.3f} (of {plan['plan_frames']} labelled frames: "
+              f"a source named in {fmt(plan['plan_active_v2a'], '.3f', 0)}, within 40 px when named "
+              f"{fmt(plan['plan_placement_v2a'], '.3f', 0)}; named in {fmt(plan['plan_false_alarm_v2a'], '.3f', 0)} of the "
+              "frames where no source sounds); "
               f"forced plan: sound within 40 px {plan['forced_plan_sound']:.3f} (the labels and the eval clips' audio "
               f"through the codec {plan['forced_plan_sound_codec']:.3f}, as they are {plan['forced_plan_sound_gt']:.3f}), "
               f"a person within 40 px {plan['forced_plan_picture']:.3f}")
@@ -371,16 +378,18 @@ def plan_measures(work: Path, cond_labels: list) -> dict:
     from savg.data.svgsa24 import label_table, read_labels
     from savg.eval.plan_follow import picture_follows, sound_follows
     from savg.eval.spatial_align import read_det_rows, read_seld_rows
-    from savg.lm.plan import plan_hits
+    from savg.lm.plan import plan_hits, plan_timing
 
     bins = json.loads((work / "generated_v2a" / "generation.json").read_text())["settings"]["layout"]["plan_bins"]
     hits = frames = sound = seld_rows = seen = sources = 0
+    timing = np.zeros(4, np.int64)  # plan_timing: named, labelled, alarms, quiet
     ceiling = {"codec": [0, 0], "gt": [0, 0]}  # the labels as plans, heard in the codec's round trip, in the clips
     rows_of = lambda path: label_table(read_labels(path))  # noqa: E731
     for i, label in enumerate(cond_labels):
         name = f"sample_{i:04d}"
-        h, f = plan_hits(np.load(work / "generated_v2a" / "codes" / f"{name}.npz")["plan"], read_labels(label), bins)
-        hits, frames = hits + h, frames + f
+        v2a_plan = np.load(work / "generated_v2a" / "codes" / f"{name}.npz")["plan"]
+        h, f = plan_hits(v2a_plan, read_labels(label), bins)
+        hits, frames, timing = hits + h, frames + f, timing + plan_timing(v2a_plan, read_labels(label), bins)
         forced = rows_of(work / "generated_forced" / "metadata" / f"{name}.csv")  # the plan as forced (columns)
         h, n = sound_follows(read_seld_rows(work / "forced" / "spatial" / "seld" / f"{name}.csv"), forced)
         sound, seld_rows = sound + h, seld_rows + n
@@ -390,7 +399,9 @@ def plan_measures(work: Path, cond_labels: list) -> dict:
             h, n = sound_follows(read_seld_rows(work / row / "spatial" / "seld" / f"{label.stem}.csv"), rows_of(label))
             ceiling[key] = [ceiling[key][0] + h, ceiling[key][1] + n]
     share = lambda a, b: round(a / b, 4) if b else None  # noqa: E731
-    return {"plan_accuracy_v2a": share(hits, frames), "plan_frames": frames, "forced_plan_sound": share(sound, seld_rows),
+    return {"plan_accuracy_v2a": share(hits, frames), "plan_frames": frames, "plan_active_v2a": share(timing[0], timing[1]),
+            "plan_placement_v2a": share(hits, timing[0]), "plan_false_alarm_v2a": share(timing[2], timing[3]),
+            "forced_plan_sound": share(sound, seld_rows),
             "forced_plan_sound_codec": share(*ceiling["codec"]), "forced_plan_sound_gt": share(*ceiling["gt"]),
             "forced_plan_picture": share(seen, sources)}
 

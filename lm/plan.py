@@ -87,13 +87,31 @@ def plan_to_labels(plan, bins: int) -> np.ndarray:
 def plan_hits(plan, labels, bins: int, tolerance_px: float = 40.0) -> tuple:
     """(hits, frames): of the video frames whose labels hold an on-picture source, how many have a plan slot with a
     source within `tolerance_px` of one of them (the share is the plan accuracy of bench/end_to_end.py)."""
-    table, plan = label_table(labels), np.asarray(plan)
     hits = frames = 0
+    for xs, planned in _frames(plan, labels, bins):
+        if len(xs):
+            frames += 1
+            hits += any(abs(p - x) <= tolerance_px for p in planned for x in xs)
+    return hits, frames
+
+
+def plan_timing(plan, labels, bins: int) -> tuple:
+    """(named, labelled, alarms, quiet): of the video frames whose labels hold an on-picture source, how many have a
+    plan naming a source anywhere; of the other (quiet) frames, how many have one (a plan that says a source sounds
+    when none does). plan_hits / named is where the plan puts a source it names; named / labelled and alarms / quiet
+    say whether it knows when one sounds."""
+    named = labelled = alarms = quiet = 0
+    for xs, planned in _frames(plan, labels, bins):
+        if len(xs):
+            labelled, named = labelled + 1, named + bool(planned)
+        else:
+            quiet, alarms = quiet + 1, alarms + bool(planned)
+    return named, labelled, alarms, quiet
+
+
+def _frames(plan, labels, bins: int):
+    """Per video frame of `plan`: (x px of its on-picture labelled sources, x px of its planned sources)."""
+    table, plan = label_table(labels), np.asarray(plan)
     for t in range(len(plan)):
         xs = table[(table[:, 0].astype(int) == video_frame_to_label_frame(t)) & (table[:, 2] >= 0) & (table[:, 2] < PICTURE_WIDTH), 2]
-        if not len(xs):
-            continue
-        frames += 1
-        planned = [s[1] for s in (decode_slot(int(v), bins) for v in plan[t]) if s]
-        hits += any(abs(p - x) <= tolerance_px for p in planned for x in xs)
-    return hits, frames
+        yield xs, [s[1] for s in (decode_slot(int(v), bins) for v in plan[t]) if s]

@@ -175,5 +175,6 @@ def test_plan_measures_read_the_v2a_plans_and_the_forced_clips_rows(tmp_path):
     got = bench.plan_measures(work, [tmp_path / "labels.csv"])
     assert got["forced_plan_sound_codec"] == 1.0 and got["forced_plan_sound_gt"] == 0.25  # 130 within 40 px, 150 not
     assert got["plan_accuracy_v2a"] == 0.5 and got["plan_frames"] == 20
+    assert got["plan_active_v2a"] == 0.5 and got["plan_placement_v2a"] == 1.0 and got["plan_false_alarm_v2a"] is None
     assert got["forced_plan_sound"] == 0.8  # 40 of the 50 SELD rows within 40 px
     assert got["forced_plan_picture"] == pytest.approx(27 / 50)  # label frames 0..26 map to video frames 0..10

@@ -8,7 +8,7 @@ import torch
 from savg.data.clip_format import NUM_FRAMES
 from savg.lm.layout import AUDIO0, PLAN, VIDEO, Layout
 from savg.lm.model import SavgLM, build_lm, load_lm, save_lm
-from savg.lm.plan import choose_slot, decode_slot, encode_slot, plan_from_labels, plan_hits, plan_to_labels
+from savg.lm.plan import choose_slot, decode_slot, encode_slot, plan_from_labels, plan_hits, plan_timing, plan_to_labels
 from savg.lm.sample import sample
 
 BINS = 32
@@ -48,6 +48,15 @@ def test_plan_to_labels_and_back_and_its_accuracy():
     assert np.abs(back[:, 2] - (40.0 + 3 * back[:, 0])).max() <= 8.0  # within a column and the 4 fps step
     assert plan_hits(plan, labels, BINS) == (20, 20)
     assert plan_hits(np.zeros_like(plan), labels, BINS) == (0, 20)
+
+
+def test_plan_timing_counts_sources_named_when_one_sounds_and_when_none_does():
+    labels = rows((0, 100.0), frame=0)  # one talker in video frame 0 only
+    plan = np.zeros((NUM_FRAMES, 2), np.int64)
+    plan[0, 0] = encode_slot(1, 230.0, BINS)  # named, in the wrong place
+    plan[3:5, 1] = encode_slot(9, 50.0, BINS)  # named where nothing sounds
+    assert plan_timing(plan, labels, BINS) == (1, 1, 2, NUM_FRAMES - 1)
+    assert plan_hits(plan, labels, BINS) == (0, 1)
 
 
 def test_layout_with_plan_round_trips():
