@@ -30,7 +30,8 @@ what the codec and the SELD network allow); forced_plan_picture, the share of fo
 within 40 px. What a person sees (savg.eval.picture_stats): person_rate_gen and
 person_rate_gt, the share of frames where the shipped detector finds a person in the generated clips and in the
 eval clips (hog_person_rate_*: OpenCV's HOG), and sharpness_ratio, the variance of the Laplacian of generated
-frames over the eval clips'.
+frames over the eval clips'; the same of the tokenizers' round trip of the dev clips (person_rate_tok,
+hog_person_rate_tok, sharpness_ratio_tok): what the codes allow a generator at best.
 The conditioned rows (V2A, V2A ceiling, A2V, shuffled audio) are all made from the same eval clips: the first
 --num-samples of the split, sorted (all of a made split); the ground truth's Spatial AV-Align is scored on those
 clips too, so these rows sit beside it clip for clip. FVD / KVD / FAD use the official protocol (96 shuffled 2 s
@@ -54,7 +55,8 @@ Last line: JSON {"spatial_gen", "spatial_gt", "fvd_gen", "fvd_gt", "fad_gen", "f
 "spatial_v2a_ceiling", "spatial_a2v", "spatial_shuffled", "temporal_v2a", "temporal_v2a_ceiling", "temporal_a2v",
 "temporal_shuffled", "nearest_train_a2v", "fad_v2a", "fad_v2a_ceiling", "fvd_a2v", "kvd_a2v", "sec_per_clip_v2a",
 "sec_per_clip_a2v", "num_conditioned" for the conditioned rows; "person_rate_gen", "person_rate_gt",
-"hog_person_rate_gen", "hog_person_rate_gt", "sharpness_ratio"; with a source plan "plan_accuracy_v2a",
+"hog_person_rate_gen", "hog_person_rate_gt", "sharpness_ratio", "person_rate_tok", "hog_person_rate_tok",
+"sharpness_ratio_tok"; with a source plan "plan_accuracy_v2a",
 "plan_active_v2a", "plan_placement_v2a", "plan_false_alarm_v2a",
 "forced_plan_sound", "forced_plan_sound_codec", "forced_plan_sound_gt", "forced_plan_picture", "spatial_forced"}.
 """
@@ -275,12 +277,14 @@ def main(argv=None):
     ci = lambda v: None if v is None else [round(v[0], 2), round(v[1], 2)]  # noqa: E731
     print(f"95% bootstrap intervals, generated: FVD {ci(gen['fvd_ci'])}, FAD {ci(gen['fad_ci'])}; ground truth: FVD "
           f"{ci(gt['fvd_ci'])}, FAD {ci(gt['fad_ci'])}")
-    seen = picture_measures(folders["gen"], cond_paths, work)
+    seen = picture_measures(folders["gen"], tokenized, cond_paths, work)
     frames_grid(folders["gen"], list(zip(cond_paths, cond_labels)), work / "frames.png")
     plan = plan_measures(work, cond_labels) if planned else {}
     print(f"person rate (shipped detector): generated {seen['person_rate_gen']:.3f}, eval clips "
           f"{seen['person_rate_gt']:.3f}; HOG {seen['hog_person_rate_gen']:.3f} / {seen['hog_person_rate_gt']:.3f}; "
-          f"sharpness generated / eval = {seen['sharpness_ratio']:.3f}")
+          f"sharpness generated / eval = {seen['sharpness_ratio']:.3f}; the tokenizers' round trip (dev clips, what the "
+          f"codes allow): person rate {seen['person_rate_tok']:.3f}, HOG {seen['hog_person_rate_tok']:.3f}, sharpness "
+          f"{seen['sharpness_ratio_tok']:.3f}")
     if plan:
         print(f"source plan: V2A plan accuracy {plan['plan_accuracy_v2a']:.3f} (of {plan['plan_frames']} labelled frames: "
               f"a source named in {fmt(plan['plan_active_v2a'], '.3f', 0)}, within 40 px when named "
@@ -316,9 +320,10 @@ def main(argv=None):
     return 0
 
 
-def picture_measures(generated: Path, reference_paths: list, work: Path) -> dict:
+def picture_measures(generated: Path, tokenized: Path, reference_paths: list, work: Path) -> dict:
     """Person rates (the shipped detector's rows written by the spatial scoring; HOG run here, cached in WORK) and
-    the sharpness ratio of the generated clips against the reference clips."""
+    the sharpness ratio of the generated clips and of the tokenizers' round trip (what the codes allow) against the
+    reference clips."""
     from savg.data.clip_io import read_clip
     from savg.eval.detectors import get_detector
     from savg.eval.picture_stats import person_rate, sharpness
@@ -326,7 +331,8 @@ def picture_measures(generated: Path, reference_paths: list, work: Path) -> dict
 
     hog = get_detector("hog")
     out = {}
-    for side, folder, paths in (("gen", work / "gen", sorted(generated.glob("*.mp4"))), ("gt", work / "gt", reference_paths)):
+    for side, folder, paths in (("gen", work / "gen", sorted(generated.glob("*.mp4"))),
+                                ("tok", work / "tok", sorted(tokenized.glob("*.mp4"))), ("gt", work / "gt", reference_paths)):
         tiny, found, sharp = [], [], []
         for path in paths:
             tiny.append(read_det_rows(folder / "spatial" / "detector" / f"{Path(path).stem}.csv"))
@@ -338,7 +344,7 @@ def picture_measures(generated: Path, reference_paths: list, work: Path) -> dict
             sharp.append(sharpness(video))
         out[f"person_rate_{side}"], out[f"hog_person_rate_{side}"] = person_rate(tiny), person_rate(found)
         out[f"sharpness_{side}"] = float(np.mean(sharp))
-    out["sharpness_ratio"] = out["sharpness_gen"] / out["sharpness_gt"]
+    out["sharpness_ratio"], out["sharpness_ratio_tok"] = out["sharpness_gen"] / out["sharpness_gt"], out["sharpness_tok"] / out["sharpness_gt"]
     return {k: round(v, 4) for k, v in out.items()}
 
 

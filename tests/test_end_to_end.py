@@ -149,6 +149,8 @@ def test_what_a_person_sees_keys(bench_run):
     assert result["person_rate_gt"] == 1.0 and result["person_rate_gen"] == 1.0  # the stand-in boxes every frame
     assert 0 <= result["hog_person_rate_gen"] <= 1 and 0 <= result["hog_person_rate_gt"] <= 1
     assert result["sharpness_ratio"] > 0 and "plan_accuracy_v2a" not in result  # this LM has no source plan
+    assert result["person_rate_tok"] == 1.0 and 0 <= result["hog_person_rate_tok"] <= 1  # the round trip's bound
+    assert abs(result["sharpness_ratio_tok"] - result["sharpness_tok"] / result["sharpness_gt"]) < 1e-3
     assert any(line.startswith("person rate (shipped detector)") for line in lines)
     for key in ("fvd_ci", "fad_ci", "fvd_gt_ci", "fad_gt_ci"):
         low, high = result[key]
