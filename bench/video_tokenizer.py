@@ -8,7 +8,8 @@ and whether a person detector still finds the people in its reconstructions.
 procedural eval split itself (scripts/make_synthetic.py, seed 0, 32 eval clips, in a temporary folder; the same
 clips as any `--seed 0` dataset's eval split). Pictures are measured on the 256x144 picture only (the black bars
 are excluded), mean over frames:
-- tokenizer: PSNR (dB) and SSIM of decode(encode(frames)); codebook usage = fraction of the codebook used over
+- tokenizer: PSNR (dB) and SSIM of decode(encode(frames)); sharpness ratio = the variance of the Laplacian of the
+  reconstructions over the originals' (savg.eval.picture_stats, as bench/end_to_end.py's); codebook usage = fraction of the codebook used over
   all eval codes; bits per frame = grid codes x log2(codebook size) (the spec's, 9 x 16 x 10 = 1440 for the
   shipped one); bits per clip = 20 x bits per frame.
 - H.264 with inter frames (h264_*): each clip's 20 pictures encoded with libx264 (yuv420p, 4 fps, its default
@@ -38,7 +39,7 @@ are excluded), mean over frames:
 - training frames per second: --train-steps real steps of scripts/train_video_tokenizer.py (--train-preset, its
   default batch, the dtype and threads it picks) on a tiny procedural dataset, and their share of the matmul peak
   measured in the same run (bench/trainer_speed.py).
-The last line is JSON: psnr_db, ssim, codebook_usage, bits_per_frame, bits_per_clip, h264_psnr_db, h264_ssim,
+The last line is JSON: psnr_db, ssim, sharpness_ratio, codebook_usage, bits_per_frame, bits_per_clip, h264_psnr_db, h264_ssim,
 h264_bits_per_clip (mean used), h264_intra_psnr_db, h264_intra_ssim, h264_intra_bits_per_frame (mean used),
 frames_per_group, with G > 1 h264_group_psnr_db, h264_group_ssim, h264_group_bits_per_clip,
 detector_recall_orig, detector_recall_recon, detector_recall_ratio, hog_recall_orig, hog_recall_recon,
@@ -60,12 +61,13 @@ import torch
 
 from savg.core.cli import HelpFormatter, beside_folders
 from savg.core.machine import default_threads
-from savg.data.clip_format import FPS, NUM_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, picture
+from savg.data.clip_format import FPS, NUM_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, letterbox, picture
 from savg.data.clip_io import read_clip
 from savg.data.svgsa24 import list_split
 from savg.data.synthetic.dataset import boxes_path
 from savg.data.synthetic.scene import DEFAULT_PEOPLE, PEOPLE_MIXES
 from savg.eval.detectors import HogDetector, get_detector, match_counts
+from savg.eval.picture_stats import sharpness
 from savg.tokenizers.video_losses import code_stats, psnr_db, ssim
 from savg.tokenizers.load import load_video_tokenizer
 from savg.tokenizers.video_tokenizer import VideoTokenizer, preset
@@ -196,16 +198,17 @@ def reconstruct(model, frames: np.ndarray) -> tuple:
 
 
 def picture_row(model, frames: np.ndarray) -> tuple:
-    """({psnr_db, ssim, codebook_usage, bits_per_frame, bits_per_clip, encode_fps, decode_fps}, reconstructions)
-    of pictures uint8 [N, 144, 256, 3]."""
+    """({psnr_db, ssim, sharpness_ratio, codebook_usage, bits_per_frame, bits_per_clip, encode_fps, decode_fps},
+    reconstructions) of pictures uint8 [N, 144, 256, 3]."""
     codes, recon, encode_fps, decode_fps = reconstruct(model, frames)
     est, spec, stats = picture(recon), model.spec, code_stats(codes, model.spec.codebook_size)
     row = {"psnr_db": float(psnr_db(frames, est).mean()), "ssim": float(ssim(frames, est).mean()),
+           "sharpness_ratio": sharpness(recon) / sharpness(letterbox(frames)),
            "codebook_usage": stats["codebook_usage"], "bits_per_frame": float(spec.bits_per_frame),
            "bits_per_clip": NUM_FRAMES * float(spec.bits_per_frame), "encode_fps": encode_fps, "decode_fps": decode_fps}
     print(f"  fingerprint {model.fingerprint()}, {spec.grid.rows}x{spec.grid.cols} codes of {spec.codebook_size}: "
           f"{row['bits_per_frame']:.0f} bits per frame, perplexity {stats['perplexity']:.1f}; PSNR {row['psnr_db']:.2f} "
-          f"dB, SSIM {row['ssim']:.3f}")
+          f"dB, SSIM {row['ssim']:.3f}, sharpness {row['sharpness_ratio']:.3f} of the originals'")
     return row, recon
 
 
@@ -296,7 +299,7 @@ def main(argv=None):
         result[key] = rows["model"][key]
     result["hog_every"] = args.hog_every
     if beside:
-        cols = ("psnr_db", "ssim", "codebook_usage", "bits_per_frame", "detector_recall_ratio", "hog_recall_ratio",
+        cols = ("psnr_db", "ssim", "sharpness_ratio", "codebook_usage", "bits_per_frame", "detector_recall_ratio", "hog_recall_ratio",
                 "encode_fps", "decode_fps")
         print("\n| tokenizer | " + " | ".join(cols) + " |\n|" + " --- |" * (len(cols) + 1))
         for label, row in rows.items():

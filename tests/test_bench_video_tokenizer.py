@@ -78,6 +78,7 @@ def test_bench_json(bench, dataset, tmp_path, capsys):
     r = json.loads(out[-1])
     assert r["bits_per_frame"] == 9 * 16 * math.log2(256) and r["bits_per_clip"] == NUM_FRAMES * r["bits_per_frame"]
     assert 0 <= r["codebook_usage"] <= 1 and -1 <= r["ssim"] <= 1 and r["psnr_db"] > 0
+    assert r["sharpness_ratio"] > 1  # an untrained decoder gives noise, "sharper" than a picture
     assert 0 < r["h264_bits_per_clip"] <= r["bits_per_clip"] and r["h264_psnr_db"] > r["psnr_db"]
     assert r["h264_intra_bits_per_frame"] > 0 and r["h264_intra_psnr_db"] > 0 and -1 <= r["h264_intra_ssim"] <= 1
     assert r["frames_per_group"] == 4 and 0 < r["h264_group_bits_per_clip"] <= r["bits_per_clip"]
