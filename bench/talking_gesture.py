@@ -20,7 +20,7 @@ present, if only one is): 0.5 is chance whatever the share of speaking frames; p
 clips memorised them). Without --data the bench makes the procedural dataset (seed 0, --clips dev clips, no eval
 clips) in a temporary folder (about 2.5 min for 768 clips on 2 cores). Last line: JSON {"examples",
 "speaking_share", "pixels_balanced", "round_trip_balanced", "codes_balanced", and each reader's "_accuracy" and
-"_train_accuracy", "fingerprint", "codes_fingerprint", "clips", "steps"}.
+"_train_accuracy" (of the --readers trained), "fingerprint", "codes_fingerprint", "clips", "steps"}.
 """
 import argparse
 import json
@@ -177,8 +177,13 @@ def main(argv=None):
     ap.add_argument("--model", default=str(ROOT / "checkpoints" / "video_tokenizer"), help="video tokenizer folder")
     ap.add_argument("--clips", type=int, default=768, help="dev clips used (the first N; made when no --data)")
     ap.add_argument("--steps", type=int, default=2000, help="training steps of each reader")
+    ap.add_argument("--readers", default="pixels,round_trip,codes",
+                    help="readers trained (pixels is the bound of every tokenizer: leave it out when comparing them)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the available cores)")
     args = ap.parse_args(argv)
+    names = args.readers.split(",")
+    if not names or set(names) - {"pixels", "round_trip", "codes"}:
+        ap.error(f"--readers: a comma-separated subset of pixels,round_trip,codes, got {args.readers!r}")
     torch.set_num_threads(args.threads or default_threads())
     tokenizer = load_video_tokenizer(args.model)
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,14 +204,16 @@ def main(argv=None):
                "codes": (CodeReader(tokenizer.spec.codebook_size, tokenizer.spec.frames_per_group), bags)}
     result = {"examples": len(speaking), "speaking_share": round(float(speaking.float().mean()), 3)}
     for name, (model, x) in readers.items():
+        if name not in names:
+            continue
         t0 = time.time()
         r = fit_and_score(model, x, speaking, train, args.steps)
         print(f"{name:10s} held-out balanced accuracy {r['balanced']:.3f} (accuracy {r['accuracy']:.3f}, on its training "
               f"clips {r['train_accuracy']:.3f}; {time.time() - t0:.0f} s)", flush=True)
         result.update({f"{name}_{k}": v for k, v in r.items()})
-    kept = (result["round_trip_balanced"] - 0.5) / max(result["pixels_balanced"] - 0.5, 1e-9)
-    print(f"the round trip keeps {kept:.0%} of what the pixels show above chance (0.5); the codes "
-          f"{(result['codes_balanced'] - 0.5) / max(result['pixels_balanced'] - 0.5, 1e-9):.0%}")
+    if "pixels" in names:
+        kept = {n: (result[f"{n}_balanced"] - 0.5) / max(result["pixels_balanced"] - 0.5, 1e-9) for n in names if n != "pixels"}
+        print("of what the pixels show above chance (0.5), kept: " + ", ".join(f"{n} {v:.0%}" for n, v in kept.items()))
     print(json.dumps({**result, "fingerprint": tokenizer.fingerprint(), "codes_fingerprint": tokenizer.codes_fingerprint(),
                       "clips": int(clips), "steps": args.steps}))
     return 0

@@ -64,3 +64,9 @@ def test_bench_json(bench, tmp_path, capsys):
     for name in ("pixels", "round_trip", "codes"):
         assert 0 <= r[f"{name}_balanced"] <= 1 and 0 <= r[f"{name}_accuracy"] <= 1, name
     assert r["fingerprint"] == VideoTokenizer.from_pretrained(tmp_path / "vt").fingerprint()
+    bench.main(["--data", str(data), "--model", str(tmp_path / "vt"), "--clips", "6", "--steps", "2", "--threads", "1",
+                "--readers", "codes"])
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "codes_balanced" in r and "pixels_balanced" not in r and "round_trip_balanced" not in r
+    with pytest.raises(SystemExit):
+        bench.main(["--data", str(data), "--readers", "codes,mouth"])
