@@ -141,7 +141,8 @@ def fit_and_score(model, x, y, train, steps: int, seed: int = 0) -> dict:
 
 
 def examples(data: Path, tokenizer, clips: int):
-    """Crops of the originals and of the round trip, code bags, speaking labels and clip numbers of the talkers."""
+    """Crops of the originals and of the round trip, code bags, speaking labels and clip numbers of the talkers, and
+    the number of clips read."""
     entries = list_split(data, "dev")[:clips]
     if not entries:
         sys.exit(f"{data}: no dev clips (video_dev/)")
@@ -168,7 +169,7 @@ def examples(data: Path, tokenizer, clips: int):
         if (i + 1) % 64 == 0 or i + 1 == len(entries):
             print(f"  {i + 1}/{len(entries)} clips, {len(speaking)} talkers, {time.time() - t0:.0f} s", flush=True)
     return (torch.from_numpy(np.stack(crops)), torch.from_numpy(np.stack(round_trip)), torch.from_numpy(np.stack(bags)),
-            torch.tensor(speaking), np.array(clip))
+            torch.tensor(speaking), np.array(clip), len(entries))
 
 
 def main(argv=None):
@@ -192,8 +193,7 @@ def main(argv=None):
             print(f"making {args.clips} procedural dev clips (seed 0) in {data}")
             subprocess.run([sys.executable, str(ROOT / "scripts" / "make_synthetic.py"), "--out", str(data), "--num-dev",
                             str(args.clips), "--num-eval", "0", "--seed", "0"], check=True, cwd=tmp, stdout=subprocess.DEVNULL)
-        crops, round_trip, bags, speaking, clip = examples(data, tokenizer, args.clips)
-    clips = clip.max() + 1
+        crops, round_trip, bags, speaking, clip, clips = examples(data, tokenizer, args.clips)
     held = np.random.default_rng(0).choice(clips, max(1, clips // 10), replace=False)
     train = torch.from_numpy(~np.isin(clip, held))
     if train.all() or not train.any():
@@ -215,7 +215,7 @@ def main(argv=None):
         kept = {n: (result[f"{n}_balanced"] - 0.5) / max(result["pixels_balanced"] - 0.5, 1e-9) for n in names if n != "pixels"}
         print("of what the pixels show above chance (0.5), kept: " + ", ".join(f"{n} {v:.0%}" for n, v in kept.items()))
     print(json.dumps({**result, "fingerprint": tokenizer.fingerprint(), "codes_fingerprint": tokenizer.codes_fingerprint(),
-                      "clips": int(clips), "steps": args.steps}))
+                      "clips": clips, "steps": args.steps}))
     return 0
 
 
