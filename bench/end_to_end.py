@@ -331,8 +331,9 @@ def picture_measures(generated: Path, tokenized: Path, reference_paths: list, wo
 
     hog = get_detector("hog")
     out = {}
-    for side, folder, paths in (("gen", work / "gen", sorted(generated.glob("*.mp4"))),
-                                ("tok", work / "tok", sorted(tokenized.glob("*.mp4"))), ("gt", work / "gt", reference_paths)):
+    sides = (("gen", work / "gen", sorted(generated.glob("*.mp4"))), ("tok", work / "tok", sorted(tokenized.glob("*.mp4"))),
+             ("gt", work / "gt", reference_paths))
+    for side, folder, paths in sides:
         tiny, found, sharp = [], [], []
         for path in paths:
             tiny.append(read_det_rows(folder / "spatial" / "detector" / f"{Path(path).stem}.csv"))
@@ -344,7 +345,8 @@ def picture_measures(generated: Path, tokenized: Path, reference_paths: list, wo
             sharp.append(sharpness(video))
         out[f"person_rate_{side}"], out[f"hog_person_rate_{side}"] = person_rate(tiny), person_rate(found)
         out[f"sharpness_{side}"] = float(np.mean(sharp))
-    out["sharpness_ratio"], out["sharpness_ratio_tok"] = out["sharpness_gen"] / out["sharpness_gt"], out["sharpness_tok"] / out["sharpness_gt"]
+    out["sharpness_ratio"] = out["sharpness_gen"] / out["sharpness_gt"]
+    out["sharpness_ratio_tok"] = out["sharpness_tok"] / out["sharpness_gt"]
     return {k: round(v, 4) for k, v in out.items()}
 
 

@@ -9,8 +9,8 @@ procedural eval split itself (scripts/make_synthetic.py, seed 0, 32 eval clips, 
 clips as any `--seed 0` dataset's eval split). Pictures are measured on the 256x144 picture only (the black bars
 are excluded), mean over frames:
 - tokenizer: PSNR (dB) and SSIM of decode(encode(frames)); sharpness ratio = the variance of the Laplacian of the
-  reconstructions over the originals' (savg.eval.picture_stats, as bench/end_to_end.py's); codebook usage = fraction of the codebook used over
-  all eval codes; bits per frame = grid codes x log2(codebook size) (the spec's, 9 x 16 x 10 = 1440 for the
+  reconstructions over the originals' (savg.eval.picture_stats, as bench/end_to_end.py's); codebook usage =
+  fraction of the codebook used over all eval codes; bits per frame = grid codes x log2(codebook size) (the spec's, 9 x 16 x 10 = 1440 for the
   shipped one); bits per clip = 20 x bits per frame.
 - H.264 with inter frames (h264_*): each clip's 20 pictures encoded with libx264 (yuv420p, 4 fps, its default
   GOP: one I frame, then P and B frames) at the highest quality (lowest CRF) whose bits fit the tokenizer's
@@ -39,8 +39,8 @@ are excluded), mean over frames:
 - training frames per second: --train-steps real steps of scripts/train_video_tokenizer.py (--train-preset, its
   default batch, the dtype and threads it picks) on a tiny procedural dataset, and their share of the matmul peak
   measured in the same run (bench/trainer_speed.py).
-The last line is JSON: psnr_db, ssim, sharpness_ratio, codebook_usage, bits_per_frame, bits_per_clip, h264_psnr_db, h264_ssim,
-h264_bits_per_clip (mean used), h264_intra_psnr_db, h264_intra_ssim, h264_intra_bits_per_frame (mean used),
+The last line is JSON: psnr_db, ssim, sharpness_ratio, codebook_usage, bits_per_frame, bits_per_clip, h264_psnr_db,
+h264_ssim, h264_bits_per_clip (mean used), h264_intra_psnr_db, h264_intra_ssim, h264_intra_bits_per_frame (mean used),
 frames_per_group, with G > 1 h264_group_psnr_db, h264_group_ssim, h264_group_bits_per_clip,
 detector_recall_orig, detector_recall_recon, detector_recall_ratio, hog_recall_orig, hog_recall_recon,
 hog_recall_ratio, hog_every, encode_fps, decode_fps, and with --train-steps train_fps, train_share_of_peak,
@@ -299,8 +299,8 @@ def main(argv=None):
         result[key] = rows["model"][key]
     result["hog_every"] = args.hog_every
     if beside:
-        cols = ("psnr_db", "ssim", "sharpness_ratio", "codebook_usage", "bits_per_frame", "detector_recall_ratio", "hog_recall_ratio",
-                "encode_fps", "decode_fps")
+        cols = ("psnr_db", "ssim", "sharpness_ratio", "codebook_usage", "bits_per_frame", "detector_recall_ratio",
+                "hog_recall_ratio", "encode_fps", "decode_fps")
         print("\n| tokenizer | " + " | ".join(cols) + " |\n|" + " --- |" * (len(cols) + 1))
         for label, row in rows.items():
             print(f"| {label} | " + " | ".join("-" if row[c] is None else f"{row[c]:.3f}" for c in cols) + " |")
