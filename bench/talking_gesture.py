@@ -19,7 +19,7 @@ The figure is the balanced accuracy (mean of the recalls of speaking and silent 
 present, if only one is): 0.5 is chance whatever the share of speaking frames; plain accuracy and the training
 accuracy beside it (a reader far better on its training clips memorised them). Without --data the bench makes the
 procedural dataset (seed 0, --clips dev clips, no eval clips) in a temporary folder (about 2.5 min for 768 clips on
-2 cores). On the shipped tokenizer (768 clips, 2 AVX-512 cores, 10 min): pixels 0.823, round trip 0.517, codes 0.536.
+2 cores). On the shipped tokenizer (768 clips, 2 AVX-512 cores, 12 min): pixels 0.823, round trip 0.517, codes 0.536.
 Last line: JSON {"examples", "speaking_share", "pixels_balanced", "round_trip_balanced", "codes_balanced", and each
 reader's "_accuracy" and "_train_accuracy" (of the --readers trained), "fingerprint", "codes_fingerprint", "clips",
 "steps"}.
