@@ -172,6 +172,7 @@ def main(argv=None):
     p.add_argument("--plan-temperature", type=float, default=None,
                    help="temperature of the source plan's slots (default: scripts/generate.py's)")
     p.add_argument("--plan-decode", default=None, help="sample or window (default: scripts/generate.py's)")
+    p.add_argument("--plan-guidance", type=float, default=None, help="every row's (0 = off; default: scripts/generate.py's, on for the forced plans only)")
     p.add_argument("--fad-backend", default=None, help="aisfx or audioclip (needs --fad-weights); None: scripts/evaluate.py's default")
     p.add_argument("--fad-weights", default=None, help="local weights of the FAD backend (required for audioclip)")
     p.add_argument("--train-clips", type=int, default=None,
@@ -203,7 +204,8 @@ def main(argv=None):
     machine = ["--dtype", args.dtype, "--threads", str(args.threads)] + (["--device", args.device] if args.device else [])
 
     sampling = [a for flag, v in (("--temperature", args.temperature), ("--top-k", args.top_k), ("--top-p", args.top_p),
-                                  ("--plan-temperature", args.plan_temperature), ("--plan-decode", args.plan_decode))
+                                  ("--plan-temperature", args.plan_temperature), ("--plan-decode", args.plan_decode),
+                                  ("--plan-guidance", args.plan_guidance))
                 if v is not None for a in (flag, str(v))]
 
     def generate(out: Path, num: int, *prompt) -> tuple:

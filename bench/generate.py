@@ -3,7 +3,8 @@
     python bench/generate.py                       # the shipped checkpoints/lm (random small weights if absent)
     python bench/generate.py --checkpoint RUN/model --batch-sizes 1,8,32 --decode
 
-Samples whole clips (every code of the 20 frames, KV cache, legal ranges, temperature 1) at each batch size
+Samples whole clips (every code of the 20 frames, KV cache, legal ranges, the shipped settings: savg.lm.sample.DEFAULTS,
+with plan guidance two sequences per clip) at each batch size
 and reports tokens/s of sampling alone and seconds per clip (with --decode, the tokenizers' decoding to
 frames and waveforms included; mp4 writing is not). The arithmetic limit is the FLOPs of one generated token
 (savg.lm.model.flops_per_generated_token, at the mean context of a clip) over the matmul peak measured in this
@@ -30,7 +31,7 @@ from savg.lm.layout import SPECIAL, Layout
 from savg.lm.model import build_lm, flops_per_generated_token, load_lm
 from savg.core.cli import HelpFormatter
 from savg.core.machine import add_machine_args, memory_bandwidth, peak_flops, resolve
-from savg.lm.sample import sample, sample_seed
+from savg.lm.sample import DEFAULTS, sample, sample_seed
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_96_S = 30 * 60  # the published baseline: about 30 minutes for 96 samples on one GPU
@@ -55,6 +56,9 @@ def main():
     p.add_argument("--batch-sizes", default=None, help="comma-separated (default: 1,16 on a CPU; 1,32,96 on a GPU)")
     p.add_argument("--samples", type=int, default=None, help="time this many samples (default: 96 on a GPU, none on a CPU)")
     p.add_argument("--decode", action="store_true", help="include decoding with the tokenizers")
+    p.add_argument("--plan-guidance", type=float, default=DEFAULTS["plan_guidance"],
+                   help="savg.lm.sample's plan guidance (0 = off, as for the model's own plans; a forced plan's default is "
+                        "savg.lm.sample.DEFAULTS['forced_plan_guidance']; on, every clip is two sequences in the KV cache)")
     add_machine_args(p)
     args = p.parse_args()
     machine = resolve(args.device, args.dtype, args.threads)
@@ -80,16 +84,21 @@ def main():
     rate, bandwidth = peak_flops(device, dtype), memory_bandwidth(device)
     limit = rate / fpt
     kv_bytes, weight_bytes = bytes_per_generated_token(model, layout.seq_len / 2)
-    roofline = lambda b: 1 / max(fpt / rate, (kv_bytes + weight_bytes / b) / bandwidth)  # noqa: E731
+    copies = 2 if args.plan_guidance > 0 and layout.plan_slots else 1  # sequences in the KV cache per clip
+    limit /= copies
+    roofline = lambda b: 1 / max(fpt / rate, (kv_bytes + weight_bytes / (copies * b)) / bandwidth) / copies  # noqa: E731
+    settings = {k: DEFAULTS[k] for k in ("temperature", "top_k", "top_p", "plan_temperature", "plan_decode")}
     print(f"{what}: {layout.seq_len} tokens per clip ({generated} sampled), {fpt / 1e6:.1f} MFLOP and "
           f"{kv_bytes / 1e6:.1f} MB of KV cache read per generated token; {machine}: matmul peak {rate / 1e12:.3f} "
           f"TFLOP/s, read bandwidth {bandwidth / 1e9:.1f} GB/s, both measured now -> arithmetic limit {limit:,.0f} "
-          f"tokens/s, roofline limit {roofline(1):,.0f} at batch 1 and {roofline(10 ** 6):,.0f} at any batch")
+          f"tokens/s, roofline limit {roofline(1):,.0f} at batch 1 and {roofline(10 ** 6):,.0f} at any batch"
+          + (f" (plan guidance {args.plan_guidance}: two sequences per clip)" if copies == 2 else ""))
 
     def run(batch: int, first: int = 0) -> tuple:
         """(seconds sampling, seconds decoding) of `batch` clips."""
         t = time.perf_counter()
-        ids = sample(model, layout, [sample_seed(0, first + i) for i in range(batch)])
+        ids = sample(model, layout, [sample_seed(0, first + i) for i in range(batch)], **settings,
+                     plan_guidance=args.plan_guidance)
         t_sample = time.perf_counter() - t
         if decoders:
             video, audio = layout.ids_to_codes(ids)
@@ -112,7 +121,8 @@ def main():
     out = {"tokens_per_s_b1": round(results[min(results)][0], 1), "tokens_per_s_best": round(results[best][0], 1),
            "sec_per_clip_best": round(results[best][1], 3), "best_batch": best, "limit_tokens_per_s": round(limit, 1),
            "roofline_tokens_per_s_best": round(roofline(best), 1), "peak_tflops_measured": round(rate / 1e12, 4),
-           "bandwidth_gb_s_measured": round(bandwidth / 1e9, 2), **machine.summary(), "decode": bool(decoders)}
+           "bandwidth_gb_s_measured": round(bandwidth / 1e9, 2), **machine.summary(), "decode": bool(decoders),
+           "plan_guidance": args.plan_guidance if layout.plan_slots else None}
     if n_samples:
         t = sum(sum(run(min(best, n_samples - i), first=i)) for i in range(0, n_samples, best))
         print(f"{n_samples} samples in {t:.1f} s (batch {best}); the published baseline: ~{BASELINE_96_S / 60:.0f} min "

@@ -82,6 +82,12 @@ def video_frame_to_label_frame(video_frame: int) -> int:
     return video_frame * LABEL_RATE // FPS
 
 
+def video_frame_sounding_at(label_frame: int) -> int:
+    """The 4 fps video frame whose 1/FPS s of audio (from the frame's start) holds 10 Hz label frame `label_frame`
+    (floor(f * 0.4), clamped): the frame whose source plan the sound at that time follows (savg.lm.plan)."""
+    return min(max(label_frame * FPS // LABEL_RATE, 0), NUM_FRAMES - 1)
+
+
 def label_frame_to_video_frame(label_frame: int) -> int:
     """The 4 fps video frame shown at 10 Hz label frame `label_frame` (round(f * 0.4), clamped), as the metric maps it."""
     return min(max(int(round(label_frame * FPS / LABEL_RATE)), 0), NUM_FRAMES - 1)

@@ -14,7 +14,7 @@ value most likely to fall within 40 px of the source, which is what every plan m
 import numpy as np
 import torch
 
-from ..data.clip_format import NUM_LABEL_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, label_frame_to_video_frame, \
+from ..data.clip_format import NUM_LABEL_FRAMES, PICTURE_HEIGHT, PICTURE_WIDTH, video_frame_sounding_at, \
     video_frame_to_label_frame
 from ..data.svgsa24 import label_table
 from .layout import PLAN_CLASSES
@@ -73,11 +73,12 @@ def decode_slot(value: int, bins: int) -> tuple:
 
 def plan_to_labels(plan, bins: int) -> np.ndarray:
     """Label rows float32 [n, 4] (10 Hz frame, class id, x px, y px) of a plan int [frames, slots]: every 10 Hz frame
-    takes the plan of the video frame the metric maps it to (label_frame_to_video_frame)."""
+    takes the plan of the video frame whose audio holds it (video_frame_sounding_at: frame t's plan is what its 1/FPS
+    s of audio follows), so the rows say where the sound is at their time."""
     plan = np.asarray(plan)
     rows = []
     for f in range(NUM_LABEL_FRAMES):
-        for value in plan[label_frame_to_video_frame(f)]:
+        for value in plan[video_frame_sounding_at(f)]:
             source = decode_slot(int(value), bins)
             if source:
                 rows.append((f, source[0], source[1], PICTURE_HEIGHT / 2))

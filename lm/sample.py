@@ -15,8 +15,8 @@ sampling from the renormalised distribution.
 Settings are explicit: temperature (0 = greedy), top_k (0 = off), top_p (1.0 = off), plan_temperature, the
 temperature of the source plan's slots (savg.lm.plan; None = temperature), and plan_decode: "sample" draws the plan's
 slots like every other token, "window" chooses each (savg.lm.plan.choose_slot: the value most likely within 40 px of
-the source; plan_temperature then plays no part). Nothing else is
-applied (no repetition penalty, no implicit top-k). DEFAULTS are scripts/generate.py's: the shipped model's,
+the source; plan_temperature then plays no part), and plan_guidance, how hard the sound is pushed to follow the plan
+(`sample`'s docstring; 0 = off). Nothing else is applied (no repetition penalty, no implicit top-k). DEFAULTS are scripts/generate.py's: the shipped model's,
 chosen by bench/sampling_sweep.py (the sweep is in checkpoints/lm/CARD.md).
 """
 import numpy as np
@@ -24,13 +24,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .layout import PLAN, SPECIAL, Layout
+from .layout import AUDIO0, PLAN, SPECIAL, Layout
 from .model import input_embeddings
-from .plan import choose_slot
+from .plan import NO_SOURCE, choose_slot
 
 _M32 = 0xFFFFFFFF
 DEFAULTS = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "plan_temperature": 1.0,  # plan 0.0: V2A 0.725 against 0.771 (CARD)
-            "plan_decode": "window"}  # "sample": V2A 0.771, plan accuracy 0.538; "window": 0.823, 0.634 (CARD)
+            "plan_decode": "window",  # "sample": V2A 0.771, plan accuracy 0.538; "window": 0.823, 0.634 (CARD)
+            # own plans: 0 (3.0: V2A spatial 0.896 -> 0.817, FAD 1.97x -> 2.11x); a forced plan: 3.0 (forced_plan_sound
+            # 0.684 -> 0.830 on the same rows; 1.0: 0.784, 6.0: 0.817; CARD "Plan guidance")
+            "plan_guidance": 0.0, "forced_plan_guidance": 3.0}
 PLAN_DECODES = ("sample", "window")
 
 
@@ -149,20 +152,31 @@ def check_settings(temperature: float, top_k: int, top_p: float) -> None:
         raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p}")
 
 
+def check_guidance(plan_guidance: float) -> None:
+    if not plan_guidance >= 0:
+        raise ValueError(f"plan_guidance must be >= 0 (0 = off), got {plan_guidance}")
+
+
 @torch.inference_mode()
 def sample(model, layout: Layout, seeds, prompt: torch.Tensor = None, given=None, temperature: float = 1.0,
            top_k: int = 0, top_p: float = 1.0, progress: bool = False, plan_temperature: float = None,
-           plan_decode: str = "sample") -> torch.Tensor:
+           plan_decode: str = "sample", plan_guidance: float = 0.0) -> torch.Tensor:
     """Token ids int64 [B, seq_len], B = len(seeds), every position legal.
 
     prompt: int64 [B, seq_len] ids (layout.codes_to_ids output) or None; given: bool [seq_len], the positions
     of `prompt` kept as they are (the specials are always kept and need no prompt). The same positions are
     given for the whole batch. Returns the prompt's ids unchanged at the given positions.
+
+    plan_guidance w (0 = off; layouts with a plan): every audio code is drawn from l + w (l - l0) instead of the
+    logits l, where l0 are the model's logits for the same sequence with every plan slot "no source" (a second copy
+    of the batch in the KV cache, fed the same codes: sampling does about twice the work). The sound is pushed
+    towards what the plan changes, which is where and when it sounds (checkpoints/lm/CARD.md, "Plan guidance").
     """
     check_settings(temperature, top_k, top_p)
     check_settings(temperature if plan_temperature is None else plan_temperature, top_k, top_p)
     if plan_decode not in PLAN_DECODES:
         raise ValueError(f"plan_decode must be one of {PLAN_DECODES}, got {plan_decode!r}")
+    check_guidance(plan_guidance)
     device = next(model.parameters()).device
     n = layout.seq_len
     special = torch.tensor(layout.modality == SPECIAL)
@@ -184,14 +198,30 @@ def sample(model, layout: Layout, seeds, prompt: torch.Tensor = None, given=None
     seeds_t = torch.as_tensor([int(s) for s in seeds], dtype=torch.int64, device=device)
     lo, hi = layout.lo, layout.hi
     todo = (~keep).nonzero()[:, 0].tolist()
-    decoder = KVDecoder(model, len(seeds), n)
+    b, guide = len(seeds), plan_guidance > 0 and layout.plan_slots > 0
+    silent = silent_plan(ids, layout) if guide else None  # the contrast rows: the same sequences, no source planned
+    decoder = KVDecoder(model, 2 * b if guide else b, n)
     fed = 0  # positions 0 .. fed-1 are in the cache
     for p in tqdm(todo, desc="tokens", unit="tok", disable=not progress, leave=False):
-        logits = decoder.forward(ids[:, fed:p], fed, int(lo[p]), int(hi[p]))
+        logits = decoder.forward(torch.cat([ids[:, fed:p], silent[:, fed:p]]) if guide else ids[:, fed:p], fed,
+                                 int(lo[p]), int(hi[p]))
+        if guide:
+            logits, other = logits[:b].float(), logits[b:].float()
+            if layout.modality[p] >= AUDIO0:
+                logits = logits + plan_guidance * (logits - other)
         if layout.modality[p] == PLAN and plan_decode == "window":
             ids[:, p] = choose_slot(logits, layout.plan_bins) + int(lo[p])
         else:
             t = plan_temperature if plan_temperature is not None and layout.modality[p] == PLAN else temperature
             ids[:, p] = pick(logits, seeds_t, p, int(lo[p]), t, top_k, top_p)
+        if guide and layout.modality[p] != PLAN:
+            silent[:, p] = ids[:, p]
         fed = p
     return ids.cpu()
+
+
+def silent_plan(ids: torch.Tensor, layout: Layout) -> torch.Tensor:
+    """ids [B, T] of positions 0 .. T-1 with every plan slot set to no source (the plan guidance's contrast)."""
+    out = ids.clone()
+    out[:, torch.as_tensor(layout.modality[:ids.shape[1]] == PLAN, device=ids.device)] = layout.plan_offset + NO_SOURCE
+    return out

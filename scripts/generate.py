@@ -13,7 +13,8 @@ Writes DIR/sample_NNNN.mp4 (5.0 s, 4 fps, 20 frames, 256x256 letterboxed, stereo
 DIR/generation.json (settings, checkpoint and tokenizer fingerprints, and per sample: file, seed, prompt) and, for a
 model with a source plan (savg.lm.plan), DIR/metadata/sample_NNNN.csv: the sample's plan as an SVGSA24 label file
 (`frame,class,x,y` at 10 Hz; x at the plan column's centre, y the picture's middle row), so every generated clip says
-where its sound is; in V2A it is the plan the model read off the video. --plan forces plans from label files (one
+where its sound is (a 10 Hz row takes the plan of the frame whose audio holds it); in V2A it is the plan the model
+read off the video. --plan forces plans from label files (one
 file, or a folder of NAME.csv used in turn, sorted): the picture and the sound are generated to follow them; a
 malformed file is refused naming the file, line and reason. DIR/codes/sample_NNNN.npz holds each sample's codes
 (video [20, rows, cols], audio [frames, K], plan [20, P]); --codes-only writes only those (and generation.json),
@@ -31,7 +32,9 @@ With a prompt, its tokens come out unchanged, and the prompt's own video (--vide
 A prompt folder gives one prompt per mp4 (sorted), used in turn by samples 0, 1, ...; files that cannot be
 read are skipped and reported. Sampling is exactly the settings given: temperature (0 = greedy), top-k
 (0 = off), top-p (1.0 = off), and for the source plan's slots --plan-decode (sample: drawn at --plan-temperature;
-window: chosen, the value most likely within 40 px of the source); the defaults
+window: chosen, the value most likely within 40 px of the source) and --plan-guidance (how hard each audio code is
+pushed towards what the plan changes; 0 = off, and sampling does twice the work when on; on by default for a forced
+plan, where it brings the sound onto the plan, off for the model's own plans, where it costs V2A placement and FAD); the defaults
 (savg.lm.sample.DEFAULTS) are the shipped model's, chosen by the end-to-end figures
 (checkpoints/lm/CARD.md).
 """
@@ -57,7 +60,7 @@ from savg.data.media import write_atomic
 from savg.lm.layout import AUDIO0, PLAN, VIDEO, Layout
 from savg.lm.model import load_lm
 from savg.lm.plan import plan_from_labels, plan_to_labels
-from savg.lm.sample import DEFAULTS, PLAN_DECODES, check_settings, sample, sample_seed
+from savg.lm.sample import DEFAULTS, PLAN_DECODES, check_guidance, check_settings, sample, sample_seed
 from savg.tokenizers.load import load_audio_codec, load_video_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +88,10 @@ def parse_args(argv=None):
     ap.add_argument("--plan-decode", default=DEFAULTS["plan_decode"], choices=PLAN_DECODES,
                     help="sample: the plan's slots drawn like every token; window: each chosen as the value most likely "
                          "within 40 px of the source (savg.lm.plan.choose_slot)")
+    ap.add_argument("--plan-guidance", type=float, default=None,
+                    help="how hard the sound is pushed to follow the source plan (savg.lm.sample; 0 = off; the batch's "
+                         f"work doubles when on; default {DEFAULTS['forced_plan_guidance']} with --plan, else "
+                         f"{DEFAULTS['plan_guidance']})")
     ap.add_argument("--seed", type=int, default=0, help="run seed; sample i draws with its own seed from (seed, i)")
     prompts = ap.add_mutually_exclusive_group()
     prompts.add_argument("--video-prompt", default=None, help="mp4 (or folder of mp4s) whose video is kept")
@@ -105,6 +112,9 @@ def parse_args(argv=None):
     try:
         check_settings(args.temperature, args.top_k, args.top_p)
         check_settings(args.plan_temperature, args.top_k, args.top_p)
+        if args.plan_guidance is None:
+            args.plan_guidance = DEFAULTS["forced_plan_guidance" if args.plan else "plan_guidance"]
+        check_guidance(args.plan_guidance)
     except ValueError as e:
         ap.error(str(e))
     return args
@@ -262,6 +272,7 @@ def main(argv=None):
                 "prefix_frames": args.prefix_frames, "temperature": args.temperature, "top_k": args.top_k,
                 "top_p": args.top_p, "plan_temperature": args.plan_temperature if layout.plan_slots else None,
                 "plan_decode": args.plan_decode if layout.plan_slots else None,
+                "plan_guidance": args.plan_guidance if layout.plan_slots else None,
                 "seed": args.seed, "dtype": str(dtype).removeprefix("torch."),
                 "sample_rate": codec.spec.sample_rate, "plan": args.plan and str(Path(args.plan).resolve()),
                 "codes_only": args.codes_only}
@@ -284,7 +295,7 @@ def main(argv=None):
         record["samples"].setdefault(str(i), entry(i))
     print(f"{mode}: {len(indices)} samples ({len(indices) - len(todo)} already in {out}), batch {args.batch_size}, "
           f"{machine}; temperature {args.temperature}, top-k {args.top_k}, top-p {args.top_p}, "
-          f"seed {args.seed}")
+          + (f"plan guidance {args.plan_guidance}, " if layout.plan_slots else "") + f"seed {args.seed}")
     if clips:
         with torch.inference_mode():
             prompt_ids, given = prompt_tokens(mode, clips, layout, vtok, codec, args.prefix_frames)
@@ -299,7 +310,7 @@ def main(argv=None):
             prompt, given_here = with_plans(prompt, given_here, plans, [i % len(plans) for i in batch], layout)
         ids = sample(model, layout, seeds, prompt=prompt, given=given_here, temperature=args.temperature,
                      top_k=args.top_k, top_p=args.top_p, progress=True, plan_temperature=args.plan_temperature,
-                     plan_decode=args.plan_decode)
+                     plan_decode=args.plan_decode, plan_guidance=args.plan_guidance)
         write_codes(out, [stem(i) for i in batch], ids, layout)
         if layout.plan_slots:
             for i, plan in zip(batch, layout.ids_to_plan(ids).numpy()):

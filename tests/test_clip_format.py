@@ -57,3 +57,8 @@ def test_clip_validates_and_mirrors():
 def test_label_frame_to_video_frame_matches_the_metric():
     assert [cf.label_frame_to_video_frame(f) for f in (0, 1, 2, 3, 4, 5, 49)] == [0, 0, 1, 1, 2, 2, 19]
     assert cf.label_frame_to_video_frame(60) == cf.NUM_FRAMES - 1
+
+
+def test_the_frame_sounding_at_a_label_frame_is_the_one_whose_audio_holds_it():
+    assert [cf.video_frame_sounding_at(f) for f in (0, 1, 2, 3, 4, 5, 7, 8, 49)] == [0, 0, 0, 1, 1, 2, 2, 3, 19]
+    assert all(cf.video_frame_sounding_at(f) == cf.NUM_FRAMES - 1 for f in (cf.NUM_LABEL_FRAMES - 1, 60))

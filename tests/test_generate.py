@@ -10,7 +10,7 @@ from savg.data.clip_format import FRAME_SIZE, NUM_FRAMES
 from savg.data.clip_io import read_clip, write_clip
 from savg.lm.layout import AUDIO0, SPECIAL, VIDEO, Layout
 from savg.lm.model import build_lm, save_lm
-from savg.lm.sample import filter_logits, gumbel_noise, sample
+from savg.lm.sample import DEFAULTS, filter_logits, gumbel_noise, sample
 from savg.tokenizers.audio_codec import AudioCodec
 from savg.tokenizers.video_tokenizer import VideoTokenizer
 from test_token_cache import _clip, initialised
@@ -292,7 +292,9 @@ def test_a_forced_plan_comes_out_unchanged_and_every_sample_says_where_its_sound
         assert np.array_equal(plan, forced)
         said, _ = plan_from_labels(read_labels(out / "metadata" / f"sample_{i:04d}.csv"), NUM_FRAMES, 2, 32)
         assert np.array_equal(said, forced)  # the label file written is the plan
-    assert json.loads((out / "generation.json").read_text())["samples"]["0"]["plan"] == str(tmp_path / "walk.csv")
+    record = json.loads((out / "generation.json").read_text())
+    assert record["samples"]["0"]["plan"] == str(tmp_path / "walk.csv")
+    assert record["settings"]["plan_guidance"] == DEFAULTS["forced_plan_guidance"] > 0  # on for a forced plan
 
 
 def test_codes_only_writes_codes_and_plans_and_no_video(script, world, planned_lm, tmp_path):
@@ -301,6 +303,7 @@ def test_codes_only_writes_codes_and_plans_and_no_video(script, world, planned_l
                                               "--threads", "1", "--codes-only"]])
     codes = np.load(tmp_path / "codes" / "sample_0000.npz")
     assert codes["video"].shape[0] == NUM_FRAMES and codes["plan"].shape == (NUM_FRAMES, 2)
+    assert json.loads((tmp_path / "generation.json").read_text())["settings"]["plan_guidance"] == DEFAULTS["plan_guidance"]
     assert (tmp_path / "metadata" / "sample_0000.csv").is_file() and not list(tmp_path.glob("*.mp4"))
 
 
