@@ -14,6 +14,18 @@ from savg.lm.sample import sample, silent_plan
 BINS = 32
 
 
+def tiny_planned(logit_scale: float = 1.0) -> tuple:
+    """(a tiny random LM with position embeddings, its layout: 4 frames of 2 x 3 codes, 2 plan slots), its output
+    projection scaled by logit_scale (sharper logits)."""
+    lay = Layout(video_codebook=64, grid=(2, 3), audio_frame_rate=8, audio_levels=2, audio_codebook=16, frames=4,
+                 plan_slots=2, frames_per_group=4)
+    torch.manual_seed(0)
+    model = build_lm("tiny", lay, positions=True).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(logit_scale)
+    return model, lay
+
+
 def rows(*sources, frame=0):
     """Label rows (10 Hz frame, class id, x, y) of sources (class id, x) at one 10 Hz frame."""
     return np.array([(frame, c, x, 70.0) for c, x in sources], dtype=np.float32).reshape(-1, 4)
@@ -123,12 +135,7 @@ def test_the_position_embeddings_survive_save_and_load_and_the_sampler_uses_them
 
 
 def test_plan_temperature_samples_the_plan_greedily_and_the_rest_as_asked():
-    lay = Layout(video_codebook=64, grid=(2, 3), audio_frame_rate=8, audio_levels=2, audio_codebook=16, frames=4,
-                 plan_slots=2, frames_per_group=4)
-    torch.manual_seed(0)
-    model = build_lm("tiny", lay, positions=True).eval()
-    with torch.no_grad():
-        model.lm_head.weight.mul_(30)
+    model, lay = tiny_planned(30)
     ids = sample(model, lay, seeds=[0, 1], temperature=1.0, plan_temperature=0.0)
     with torch.no_grad():
         logits = model(ids).logits
@@ -163,10 +170,7 @@ def test_a_chosen_slot_takes_the_column_whose_neighbourhood_holds_the_source():
 
 
 def test_window_decoding_chooses_every_plan_slot_and_keeps_a_forced_plan():
-    lay = Layout(video_codebook=64, grid=(2, 3), audio_frame_rate=8, audio_levels=2, audio_codebook=16, frames=4,
-                 plan_slots=2, frames_per_group=4)
-    torch.manual_seed(0)
-    model = build_lm("tiny", lay, positions=True).eval()
+    model, lay = tiny_planned()
     ids = sample(model, lay, seeds=[0, 1], plan_decode="window")
     with torch.no_grad():
         logits = model(ids).logits
@@ -183,12 +187,7 @@ def test_window_decoding_chooses_every_plan_slot_and_keeps_a_forced_plan():
 
 
 def test_plan_guidance_pushes_each_audio_code_away_from_a_silent_plan_and_keeps_the_rest():
-    lay = Layout(video_codebook=64, grid=(2, 3), audio_frame_rate=8, audio_levels=2, audio_codebook=16, frames=4,
-                 plan_slots=2, frames_per_group=4)
-    torch.manual_seed(0)
-    model = build_lm("tiny", lay, positions=True).eval()
-    with torch.no_grad():
-        model.lm_head.weight.mul_(10)
+    model, lay = tiny_planned(10)
     plan = torch.tensor([[[encode_slot(1, 100.0, lay.plan_bins), 0], [0, 0]] * (lay.frames // 2)] * 2)
     prompt = torch.tensor(lay.fixed).repeat(2, 1)
     prompt[:, lay.plan_positions().reshape(-1)] = lay.plan_offset + plan.reshape(2, -1)
