@@ -172,7 +172,8 @@ def main(argv=None):
     p.add_argument("--plan-temperature", type=float, default=None,
                    help="temperature of the source plan's slots (default: scripts/generate.py's)")
     p.add_argument("--plan-decode", default=None, help="sample or window (default: scripts/generate.py's)")
-    p.add_argument("--plan-guidance", type=float, default=None, help="every row's (0 = off; default: scripts/generate.py's, on for the forced plans only)")
+    p.add_argument("--plan-guidance", type=float, default=None,
+                   help="every row's (0 = off; default: scripts/generate.py's, on for the forced plans only)")
     p.add_argument("--fad-backend", default=None, help="aisfx or audioclip (needs --fad-weights); None: scripts/evaluate.py's default")
     p.add_argument("--fad-weights", default=None, help="local weights of the FAD backend (required for audioclip)")
     p.add_argument("--train-clips", type=int, default=None,

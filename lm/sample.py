@@ -16,8 +16,9 @@ Settings are explicit: temperature (0 = greedy), top_k (0 = off), top_p (1.0 = o
 temperature of the source plan's slots (savg.lm.plan; None = temperature), and plan_decode: "sample" draws the plan's
 slots like every other token, "window" chooses each (savg.lm.plan.choose_slot: the value most likely within 40 px of
 the source; plan_temperature then plays no part), and plan_guidance, how hard the sound is pushed to follow the plan
-(`sample`'s docstring; 0 = off). Nothing else is applied (no repetition penalty, no implicit top-k). DEFAULTS are scripts/generate.py's: the shipped model's,
-chosen by bench/sampling_sweep.py (the sweep is in checkpoints/lm/CARD.md).
+(`sample`'s docstring; 0 = off). Nothing else is applied (no repetition penalty, no implicit top-k). DEFAULTS are
+scripts/generate.py's: the shipped model's, chosen by bench/sampling_sweep.py and bench/end_to_end.py
+(checkpoints/lm/CARD.md).
 """
 import numpy as np
 import torch

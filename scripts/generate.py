@@ -14,11 +14,10 @@ DIR/generation.json (settings, checkpoint and tokenizer fingerprints, and per sa
 model with a source plan (savg.lm.plan), DIR/metadata/sample_NNNN.csv: the sample's plan as an SVGSA24 label file
 (`frame,class,x,y` at 10 Hz; x at the plan column's centre, y the picture's middle row), so every generated clip says
 where its sound is (a 10 Hz row takes the plan of the frame whose audio holds it); in V2A it is the plan the model
-read off the video. --plan forces plans from label files (one
-file, or a folder of NAME.csv used in turn, sorted): the picture and the sound are generated to follow them; a
-malformed file is refused naming the file, line and reason. DIR/codes/sample_NNNN.npz holds each sample's codes
-(video [20, rows, cols], audio [frames, K], plan [20, P]); --codes-only writes only those (and generation.json),
-on a machine without PyAV or to decode later.
+read off the video. --plan forces plans from label files (one file, or a folder of NAME.csv used in turn, sorted):
+the picture and the sound are generated to follow them; a malformed file is refused naming the file, line and reason.
+DIR/codes/sample_NNNN.npz holds each sample's codes (video [20, rows, cols], audio [frames, K], plan [20, P]);
+--codes-only writes only those (and generation.json), on a machine without PyAV or to decode later.
 Sample i is drawn with its own seed, derived from (--seed, i); its tokens depend on nothing else, so batch
 size and resuming do not change it (up to floating-point differences between batch sizes and devices).
 Rerunning the same command skips the samples already written (each file is written atomically); a rerun
