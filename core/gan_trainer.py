@@ -52,6 +52,7 @@ def add_trainer_args(ap: argparse.ArgumentParser, presets, batch: int, unit: str
                     "decoder alone (the encoder and quantizer frozen: the codes, and what was trained on them, stay valid)")
     ap.add_argument("--adv-start", type=int, default=-1, help="step from which the discriminator trains (-1: never)")
     ap.add_argument("--disc-filters", type=int, default=disc_filters, help="channels of the discriminator's first layer")
+    ap.add_argument("--disc-lr-ratio", type=float, default=1.0, help="the discriminator's learning rate / the generator's")
     ap.add_argument("--eval-every", type=int, default=250, help="steps between held-out evaluations (and model/ updates)")
     ap.add_argument("--eval-clips", type=int, default=8, help="held-out eval clips used for the periodic metrics")
     ap.add_argument("--ckpt-every", type=int, default=100, help="steps between checkpoints")
@@ -73,7 +74,8 @@ class GanTrainer:
         t.attach(model, disc, opt_g, opt_d, disc_loss, init)      # resume OUT/checkpoint.pt, or init(rng); DDP
         return t.fit(forward, evaluate, shown=("mel", "ild"))     # -> the last logged losses
 
-    A step: lr = --lr x warmup_cosine(step, --warmup, --steps, MIN_LR_RATIO) on both optimizers;
+    A step: lr = --lr x warmup_cosine(step, --warmup, --steps, MIN_LR_RATIO) on the generator's optimizer, that
+    times --disc-lr-ratio on the discriminator's;
     forward(adversarial) -> (losses, total, x, y): named scalar losses, the generator's loss, the batch and its
     reconstruction (on the device); one generator step on `total` (gradient norm clipped to 1); from --adv-start
     on, one discriminator step on disc_loss(D(x), D(y.detach())) under autocast. Cadence: every --log-every steps
@@ -150,9 +152,9 @@ class GanTrainer:
         t0, last = time.time(), {}
         while self.step < args.steps:
             lr = args.lr * warmup_cosine(self.step, args.warmup, args.steps, MIN_LR_RATIO)
-            for opt in (self.opt_g, self.opt_d):
+            for opt, ratio in ((self.opt_g, 1.0), (self.opt_d, args.disc_lr_ratio)):
                 for g in opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * ratio
             adversarial = 0 <= args.adv_start <= self.step
             losses, total, x, y = forward(adversarial)
             gnorm = self._update(losses, total, x, y, adversarial)

@@ -35,12 +35,12 @@
 # and any setting of the table by its name (LM_STEPS=2000, LM_CONFIG=lm/configs/zero2.json, ...).
 #
 # Steps: 1 the procedural dataset (without --data); 2 the video tokenizer (2a a second run from its weights) and 3
-# the audio codec (2b, 3b then each one's decoder alone, adversarially: the codes stay; 3c the codec's second such
-# cycle), trained and exported (unless reused); 4 tokenize the dev split; 5 train the language model; 6 export it;
-# 7 generate; 8 score the generated clips against the eval split (video_eval) into WORK/report/report.html and
-# metrics.json: the report of the README's main job (FVD, KVD, FAD-aisfx, Spatial and Temporal AV-Align; --protocol
-# clip --spatial; the networks come with the pip packages and checkpoints/, nothing downloads); with --ship 9
-# bench/end_to_end.py.
+# the audio codec (2b, 3b then each one's decoder alone, adversarially: the codes stay; 3c and 3d the codec's
+# second and third such cycles), trained and exported (unless reused); 4 tokenize the dev split; 5 train the
+# language model; 6 export it; 7 generate; 8 score the generated clips against the eval split (video_eval) into
+# WORK/report/report.html and metrics.json: the report of the README's main job (FVD, KVD, FAD-aisfx, Spatial and
+# Temporal AV-Align; --protocol clip --spatial; the networks come with the pip packages and checkpoints/, nothing
+# downloads); with --ship 9 bench/end_to_end.py.
 # Every step resumes when rerun: finished clips, shards, checkpoints and samples are kept, and a step whose command
 # is recorded in WORK/done/ is skipped unless an earlier step ran again (delete WORK/done/ to run every step's script).
 #
@@ -109,6 +109,7 @@ row CODEC_BATCH     2       16        16        16
 row CODEC_EVAL_EVERY 4      250       250       250
 row CODEC_DEC_STEPS 2       2400      2000      2000     #   then its decoder alone (--tune decoder, lr 3e-4; 0: not)
 row CODEC_DEC2_STEPS 2      2400      2000      2000     #   then a second such cycle (a fresh discriminator, lr 4e-4, seed 1; 0: not)
+row CODEC_DEC3_STEPS 2      1500      1500      1500     #   then a third, its discriminator on |STFT|^0.3 at 2.5x the lr (seed 2; 0: not)
 row CODEC_UPSAMPLE  linear  linear    linear    linear   #   its upsampling rebuilt first (ConvUp; refit on 16 dev clips)
 row CODEC_DEC_ADV   0       0         0         0        #   its STFT discriminator from this step on
 row CODEC_DISC      8       8         8         8        #   channels of the discriminator's first layer
@@ -249,6 +250,14 @@ print(f"{src} ({levels} levels, noise filling below {below_db} dB, upsampling {n
             --ckpt-every "$CKPT_EVERY" --cache "$WORK/audio_cache" --read-threads "$READ_THREADS" --threads "$THREADS" \
             --seed 1 --no-progress
         CODEC_RUN=$WORK/audio_decoder_2/model
+    fi
+    if (( CODEC_DEC_STEPS > 0 && CODEC_DEC2_STEPS > 0 && CODEC_DEC3_STEPS > 0 )); then  # the third cycle (its card)
+        step 3d-audio-decoder-3 launch "$REPO/scripts/train_audio_codec.py" --data "$DATA" --out "$WORK/audio_decoder_3" \
+            --init-from "$CODEC_RUN" --tune decoder --adv-start "$CODEC_DEC_ADV" --disc-filters "$CODEC_DISC" \
+            --disc-compress 0.3 --disc-lr-ratio 2.5 --steps "$CODEC_DEC3_STEPS" --batch "$CODEC_BATCH" --lr 4e-4 \
+            --warmup 100 --eval-every "$CODEC_EVAL_EVERY" --ckpt-every "$CKPT_EVERY" --cache "$WORK/audio_cache" \
+            --read-threads "$READ_THREADS" --threads "$THREADS" --seed 2 --no-progress
+        CODEC_RUN=$WORK/audio_decoder_3/model
     fi
     mkdir -p "$CKPT"
     step 3-export-video-tokenizer cp -rT "$VT_RUN/model" "$VT"

@@ -10,7 +10,8 @@ float32 [clips, 2, samples], with a .json of the clips it holds and those it ski
 later runs memory-map it (`--cache DIR` moves it).
 Training: random `--segment-s` crops (the mirror image, channels swapped, half the time; a random gain),
 losses time-domain L1, multi-scale mel, stereo image (ILD, IPD and coherence per band), VQ commitment, and from
-`--adv-start` on a multi-scale STFT discriminator (hinge + feature matching). AdamW, warm-up + cosine decay.
+`--adv-start` on a multi-scale STFT discriminator (hinge + feature matching; `--disc-compress`: it sees compressed
+magnitudes). AdamW, warm-up + cosine decay.
 `--init-from MODEL` starts from a trained codec (its config: --preset, --stereo, --sample-rate are not used).
 `--stereo parametric`: the network codes the mid alone and a stereo codebook, fitted once by k-means on the
 first batch (rank 0's under DDP, which broadcasts buffers), codes the per-band side gains (see the codec's docstring).
@@ -83,6 +84,8 @@ def parse_args(argv=None):
     ap.add_argument("--stereo", choices=STEREO_MODES, default="joint", help="joint codes, or parametric: the network "
                     "codes the mid, a stereo codebook (k-means on the --init-batch segments) the per-band side gains")
     ap.add_argument("--stereo-bands", type=int, default=8, help="parametric: stereo bands")
+    ap.add_argument("--disc-compress", type=float, default=1.0, help="the discriminator sees |STFT|^this with the "
+                    "phase kept (1: the complex STFT as it is; 0.3 lets the quiet bins count)")
     return ap.parse_args(argv)
 
 
@@ -96,7 +99,7 @@ def main(argv=None):
     (train_audio, _), held = t.split_caches(lambda split, show: audio_cache(args.data, split, sr, args.cache, show,
                                                                             args.read_threads))
     model = AudioCodec(cfg).to(t.device)
-    disc = MultiScaleSTFTDiscriminator(sr, filters=args.disc_filters).to(t.device)
+    disc = MultiScaleSTFTDiscriminator(sr, filters=args.disc_filters, compress=args.disc_compress).to(t.device)
     opt_g = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
     mel_loss, stereo_loss = MultiScaleMelLoss(sr).to(t.device), StereoImageLoss(sr).to(t.device)

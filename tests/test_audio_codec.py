@@ -319,10 +319,15 @@ def test_measures():
     assert 10 < si_sdr_db(x, noisy) < 40
 
 
-def test_discriminator():
-    disc = MultiScaleSTFTDiscriminator(SR, filters=4)
+@pytest.mark.parametrize("compress", [1.0, 0.3])
+def test_discriminator(compress):
+    torch.manual_seed(0)
+    disc = MultiScaleSTFTDiscriminator(SR, filters=4, compress=compress)
     x, y = panned_tones(2, 4000), panned_tones(2, 4000, seed=1)
     real, fake = disc(x), disc(y)
+    torch.manual_seed(0)
+    linear = MultiScaleSTFTDiscriminator(SR, filters=4)(x)  # the same weights, the complex STFT as it is
+    assert all(torch.equal(a, b) == (compress == 1.0) for (a, _), (b, _) in zip(real, linear))
     assert len(real) == 3 and all(r[0].dim() == 4 for r in real)
     d = discriminator_loss(real, fake)
     adv, fm = generator_losses(real, fake)
@@ -409,7 +414,11 @@ def test_decoder_fine_tune_keeps_the_codes(dataset, tmp_path, script):
     train.main(train_args(dataset, tmp_path / "run", 1))  # codebooks k-means-initialised
     base = AudioCodec.from_pretrained(tmp_path / "run" / "model")
     train.main(train_args(dataset, tmp_path / "tuned", 2, "--init-from", str(tmp_path / "run" / "model"), "--tune", "decoder",
-                          "--adv-start", "0", "--lr", "1e-2", "--preset", "small"))  # the folder's config is used
+                          "--adv-start", "0", "--lr", "1e-2", "--preset", "small",  # the folder's config is used
+                          "--disc-compress", "0.3", "--disc-lr-ratio", "3"))
+    state = torch.load(tmp_path / "tuned" / "checkpoint.pt", weights_only=False)
+    lr_g, lr_d = (state[k]["param_groups"][0]["lr"] for k in ("opt_g", "opt_d"))
+    assert lr_g > 0 and lr_d == pytest.approx(3 * lr_g)
     tuned = AudioCodec.from_pretrained(tmp_path / "tuned" / "model")
     assert tuned.config == base.config and tuned.meta["init_from"] == str(tmp_path / "run" / "model")
     assert tuned.meta["init_fingerprint"] == base.fingerprint()

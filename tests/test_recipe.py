@@ -17,9 +17,10 @@ from savg.data.clip_format import FRAME_SIZE, NUM_FRAMES, num_samples
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "scripts" / "recipe_default.sh"
+# the steps run with --data (step 1 makes the procedural dataset)
 STEPS = ["2-video-tokenizer", "2a-video-tokenizer-more", "2b-video-decoder", "3-audio-codec", "3a-truncate-codec",
-         "3b-audio-decoder", "3c-audio-decoder-2", "3-export-video-tokenizer", "3-export-audio-codec", "4-tokenize", "5-lm", "6-export-lm",
-         "7-generate", "8-evaluate"]  # step 1 makes the procedural dataset, not run with --data
+         "3b-audio-decoder", "3c-audio-decoder-2", "3d-audio-decoder-3", "3-export-video-tokenizer",
+         "3-export-audio-codec", "4-tokenize", "5-lm", "6-export-lm", "7-generate", "8-evaluate"]
 
 
 def recipe(*args, cwd, settings: dict = None):
@@ -83,10 +84,12 @@ def test_tiny_recipe_trains_exports_generates_and_reports(run):
     from savg.tokenizers.audio_codec import AudioCodec
     shipped_ac = AudioCodec.from_pretrained(work / "checkpoints" / "audio_codec")
     assert shipped_ac.spec.levels == 1 and shipped_ac.meta["tune"] == "decoder"  # tuned after the cut to CODEC_LEVELS
-    first_cycle, second_cycle = (AudioCodec.from_pretrained(work / name / "model") for name in ("audio_decoder", "audio_decoder_2"))
-    assert second_cycle.meta["init_fingerprint"] == first_cycle.fingerprint()  # two decoder cycles, as the shipped codec
-    assert shipped_ac.meta["truncated_from"] == second_cycle.fingerprint()
-    assert shipped_ac.codes_fingerprint() == first_cycle.codes_fingerprint()
+    cycles = [AudioCodec.from_pretrained(work / name / "model")
+              for name in ("audio_decoder", "audio_decoder_2", "audio_decoder_3")]
+    assert [c.meta["init_fingerprint"] for c in cycles[1:]] == [c.fingerprint() for c in cycles[:-1]]  # as shipped
+    assert json.loads((work / "audio_decoder_3" / "run.json").read_text())["config"]["disc_compress"] == 0.3
+    assert shipped_ac.meta["truncated_from"] == cycles[-1].fingerprint()
+    assert shipped_ac.codes_fingerprint() == cycles[0].codes_fingerprint()
     samples = sorted((work / "generated").glob("sample_*.mp4"))
     assert [p.name for p in samples] == ["sample_0000.mp4", "sample_0001.mp4"]
     for path in samples:
