@@ -47,9 +47,10 @@ split the bench tokenizes; a made dataset's dev clips are the recipe's first tra
 logits of the whole clip, against the same for as many eval clips (at most --train-clips dev clips, spread over
 the split; one I3D pass per clip, cached). WORK keeps each row's clips, metrics.json and report.html (with every
 other row's Spatial and Temporal AV-Align beside it); rerunning skips finished generation and cached features.
-FVD and FAD come with 95% bootstrap intervals over the windows (savg.eval.frechet.frechet_interval).
+FVD and FAD come with 95% bootstrap intervals over the windows (savg.eval.frechet.frechet_interval), Spatial AV-Align
+with one over the clips (savg.eval.spatial_align.clip_interval).
 Last line: JSON {"spatial_gen", "spatial_gt", "fvd_gen", "fvd_gt", "fad_gen", "fad_gt", "fvd_ci", "fad_ci",
-"fvd_gt_ci", "fad_gt_ci" ([low, high]), "fad_backend",
+"fvd_gt_ci", "fad_gt_ci", "spatial_gen_ci", "spatial_v2a_ci", "spatial_shuffled_ci" ([low, high]), "fad_backend",
 "sec_per_clip", "temporal_gen", "temporal_gt", "nearest_train_gen", "nearest_train_eval" (medians),
 "nearest_train_ratio", ...; "spatial_tok", "fvd_tok", "temporal_tok", ... for the tokenizers row; "spatial_v2a",
 "spatial_v2a_ceiling", "spatial_a2v", "spatial_shuffled", "temporal_v2a", "temporal_v2a_ceiling", "temporal_a2v",
@@ -259,7 +260,7 @@ def main(argv=None):
                      spatial=spatial[key], kinds=kinds, beside=beside, temporal=temporal[key],
                      train=dev_paths if key in memorised else None, train_clips=train_clips)
         rows[key] = {"fvd": m["fvd"], "kvd": m["kvd"], "fad": m["fad"], "fvd_ci": m["fvd_ci"], "fad_ci": m["fad_ci"],
-                     "spatial": spatial[key]["spatial_av_align"],
+                     "spatial": spatial[key]["spatial_av_align"], "spatial_ci": spatial[key]["spatial_av_align_ci"],
                      "tp": spatial[key]["tp"], "fn": spatial[key]["fn"], "fad_name": m["fad_metric_name"],
                      "temporal": temporal[key]["temporal_av_align"], "memo": m.get("memorisation")}
     gen, tok, gt = rows["gen"], rows["tok"], rows["gt"]
@@ -279,7 +280,8 @@ def main(argv=None):
           f"{memo['eval']['q3']:.4g}); generated / eval = {fmt(memo['ratio'], '.3f', 0)}")
     ci = lambda v: None if v is None else [round(v[0], 2), round(v[1], 2)]  # noqa: E731
     print(f"95% bootstrap intervals, generated: FVD {ci(gen['fvd_ci'])}, FAD {ci(gen['fad_ci'])}; ground truth: FVD "
-          f"{ci(gt['fvd_ci'])}, FAD {ci(gt['fad_ci'])}")
+          f"{ci(gt['fvd_ci'])}, FAD {ci(gt['fad_ci'])}; Spatial AV-Align over the clips: generated "
+          f"{ci(gen['spatial_ci'])}, V2A {ci(rows['v2a']['spatial_ci'])}, shuffled {ci(rows['shuffled']['spatial_ci'])}")
     seen = picture_measures(folders["gen"], tokenized, cond_paths, work)
     frames_grid(folders["gen"], list(zip(cond_paths, cond_labels)), work / "frames.png")
     plan = plan_measures(work, cond_labels) if planned else {}
@@ -305,7 +307,8 @@ def main(argv=None):
                       "fvd_gen": round(gen["fvd"], 2), "fvd_gt": round(gt["fvd"], 2), "kvd_gen": round(gen["kvd"], 3),
                       "kvd_gt": round(gt["kvd"], 3), "fad_gen": round(gen["fad"], 3), "fad_gt": round(gt["fad"], 3),
                       "fvd_ci": ci(gen["fvd_ci"]), "fad_ci": ci(gen["fad_ci"]), "fvd_gt_ci": ci(gt["fvd_ci"]),
-                      "fad_gt_ci": ci(gt["fad_ci"]),
+                      "fad_gt_ci": ci(gt["fad_ci"]), "spatial_gen_ci": ci(gen["spatial_ci"]),
+                      "spatial_v2a_ci": ci(rows["v2a"]["spatial_ci"]), "spatial_shuffled_ci": ci(rows["shuffled"]["spatial_ci"]),
                       "fad_backend": backend, "sec_per_clip": round(seconds_per_clip, 3), "num_samples": args.num_samples,
                       "spatial_tok": tok["spatial"], "fvd_tok": round(tok["fvd"], 2), "kvd_tok": round(tok["kvd"], 3),
                       "fad_tok": round(tok["fad"], 3),

@@ -53,6 +53,8 @@ def add_trainer_args(ap: argparse.ArgumentParser, presets, batch: int, unit: str
     ap.add_argument("--adv-start", type=int, default=-1, help="step from which the discriminator trains (-1: never)")
     ap.add_argument("--disc-filters", type=int, default=disc_filters, help="channels of the discriminator's first layer")
     ap.add_argument("--disc-lr-ratio", type=float, default=1.0, help="the discriminator's learning rate / the generator's")
+    ap.add_argument("--disc-from", default=None, help="with --init-from: start the discriminator from this run "
+                    "folder's checkpoint (a previous cycle's; same --disc-filters) instead of fresh weights")
     ap.add_argument("--eval-every", type=int, default=250, help="steps between held-out evaluations (and model/ updates)")
     ap.add_argument("--eval-clips", type=int, default=8, help="held-out eval clips used for the periodic metrics")
     ap.add_argument("--ckpt-every", type=int, default=100, help="steps between checkpoints")
@@ -130,6 +132,8 @@ class GanTrainer:
             source = type(model).from_pretrained(args.init_from, self.device)
             model.load_state_dict(source.state_dict())
             self.init_fingerprint = source.fingerprint()  # as recorded in its folder (and in what used its codes)
+            if args.disc_from:
+                disc.load_state_dict(self._previous_disc(args.disc_from))
         elif init is not None:
             init(np.random.default_rng([args.seed, d.rank, 10 ** 9]))
         self.frozen = [m for m in (getattr(model, n) for n in model.CODE_MODULES) if m is not None] \
@@ -143,6 +147,14 @@ class GanTrainer:
         self.dsc = DDP(disc) if d.enabled else disc
         self.rng = np.random.default_rng([args.seed, d.rank, self.step])
         torch.manual_seed(args.seed * 1000 + d.rank + self.step)
+
+    @staticmethod
+    def _previous_disc(run: str) -> dict:
+        """The discriminator's weights from RUN/checkpoint.pt (a finished or stopped cycle)."""
+        state = load_checkpoint(Path(run) / CHECKPOINT_NAME)
+        if state is None or "disc" not in state:
+            raise SystemExit(f"--disc-from {run}: no {CHECKPOINT_NAME} with a discriminator there")
+        return state["disc"]
 
     def fit(self, forward, evaluate, shown: tuple, derived=None) -> dict:
         """Train to --steps (see the class docstring); shown: the losses on the progress bar. Leaves the process

@@ -32,7 +32,7 @@ SIDES = ("generated", "reference")
 FILE_LISTS = ("skipped", "ignored", "converted")  # savg.eval.features.survey's lists, per side in metrics.json
 KINDS = ("video", "audio")  # feature kinds: video gives FVD and KVD, audio gives FAD
 BESIDE_KEYS = ("row", "spatial_av_align", "tp", "fn", "num_clips")  # what metrics.json "beside" keeps of a row
-BESIDE_OPTIONAL = ("temporal_av_align",)  # ... and of these, those the row has
+BESIDE_OPTIONAL = ("spatial_av_align_ci", "temporal_av_align")  # ... and of these, those the row has
 TRAIN_CLIPS = 500  # default cap on the training clips of the memorisation check (spread over the split)
 
 
@@ -176,6 +176,7 @@ def evaluate(generated, reference, out=None, protocol: str = "official", num_win
     }
     if spatial:
         metrics["spatial_av_align"] = spatial["spatial_av_align"]
+        metrics["spatial_av_align_ci"] = spatial.get("spatial_av_align_ci")
         metrics["spatial"] = spatial
     if beside:
         metrics["beside"] = [{**{k: row.get(k) for k in BESIDE_KEYS}, **{k: row[k] for k in BESIDE_OPTIONAL if k in row}}

@@ -114,8 +114,10 @@ def spatial_section(spatial: dict, beside: list = None) -> str:
         table = ("<table><tr><th>row</th><th>Spatial AV-Align</th><th>TP</th><th>FN</th><th>clips</th></tr>" + "".join(
             f"<tr><td>{html.escape(str(r['row']))}</td><td>{_score(r['spatial_av_align'])}</td><td>{r['tp']}</td>"
             f"<td>{r['fn']}</td><td>{r['num_clips']}</td></tr>" for r in rows) + "</table>")
+    ci = spatial.get("spatial_av_align_ci")
+    ci = f", 95% interval over clips [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
     return (f"<h2>Spatial AV-Align</h2><p><b>{_score(spatial['spatial_av_align'])}</b> ({spatial['tp']} TP, {spatial['fn']} FN "
-            f"over {spatial['num_clips']} clips); SELD {html.escape(spatial['seld'])}, detector "
+            f"over {spatial['num_clips']} clips{ci}); SELD {html.escape(spatial['seld'])}, detector "
             f"{html.escape(spatial['detector'])}. Overlays: SELD intervals x &plusmn; 40 px (red speech, blue instrument) "
             f"and person boxes (green) on frames 0, 5, 10, 15, 19.</p>{table}{overlays}")
 

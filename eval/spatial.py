@@ -20,7 +20,7 @@ from ..data.clip_format import FRAME_SIZE, NUM_FRAMES, label_frame_to_video_fram
 from ..data.media import write_png
 from .features import list_videos, records
 from .seld import predict_rows
-from .spatial_align import TOLERANCE_PX, Counts, count_clip, write_det_rows, write_seld_rows
+from .spatial_align import TOLERANCE_PX, Counts, clip_interval, count_clip, write_det_rows, write_seld_rows
 
 CLASS_COLOURS = {0: (230, 40, 40), 1: (40, 90, 240)}  # RGB: speech, instrument
 OTHER_COLOUR = (255, 255, 0)  # RGB: any other SELD class
@@ -63,7 +63,8 @@ def _rect(img, x0, y0, x1, y1, colour):
 
 def evaluate_spatial(generated_dir, out_dir, seld, detector, max_overlays: int = 8) -> dict:
     """Score every mp4 in `generated_dir` (list_videos' order) and write the files listed in the module docstring
-    into `out_dir`. Returns {"spatial_av_align", "tp", "fn", "num_clips", "seld", "detector", "skipped" [[path,
+    into `out_dir`. Returns {"spatial_av_align", "spatial_av_align_ci" (95% over clips: spatial_align.clip_interval;
+    None when no clip had an active sound), "tp", "fn", "num_clips", "seld", "detector", "skipped" [[path,
     error]] (unreadable), "ignored" (the other audio and video files, not read) and "converted" (clips scored, read
     with a conversion) as [{"path", "reason", "error"}], each also warned (ClipWarning), "overlays" [file names]}."""
     from ..data.clip_io import ClipError, read_clip
@@ -83,14 +84,15 @@ def evaluate_spatial(generated_dir, out_dir, seld, detector, max_overlays: int =
         write_det_rows(out / "detector" / f"{name}.csv", det_rows)
         counts = count_clip(seld_rows, det_rows)
         total = total + counts
-        per_clip.append((name, counts.tp, counts.fn))
+        per_clip.append((name, counts))
         if len(per_clip) <= max_overlays:
             write_png(out / "overlays" / f"{name}.png", overlay(clip.video, seld_rows, det_rows))
             overlays.append(f"{name}.png")
     with open(out / "per_clip.csv", "w", newline="") as f:
-        csv.writer(f).writerows([("name", "tp", "fn"), *per_clip])
+        csv.writer(f).writerows([("name", "tp", "fn"), *((name, c.tp, c.fn) for name, c in per_clip)])
     # the score is None when no clip had an active sound (no SELD row at all)
-    metrics = {"spatial_av_align": total.score if total.tp + total.fn else None, "tp": total.tp, "fn": total.fn,
+    metrics = {"spatial_av_align": total.score if total.tp + total.fn else None,
+               "spatial_av_align_ci": clip_interval([c for _, c in per_clip]), "tp": total.tp, "fn": total.fn,
                "num_clips": len(per_clip),
                "seld": f"cnn_mhsa_fc@{getattr(seld, 'fingerprint', 'untracked')}", "detector": detector.name,
                "skipped": skipped, "ignored": records(ignored), "converted": records(converted),

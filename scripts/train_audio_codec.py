@@ -11,8 +11,10 @@ later runs memory-map it (`--cache DIR` moves it).
 Training: random `--segment-s` crops (the mirror image, channels swapped, half the time; a random gain),
 losses time-domain L1, multi-scale mel, stereo image (ILD, IPD and coherence per band), VQ commitment, and from
 `--adv-start` on a multi-scale STFT discriminator (hinge + feature matching; `--disc-compress`: it sees compressed
-magnitudes). AdamW, warm-up + cosine decay.
-`--init-from MODEL` starts from a trained codec (its config: --preset, --stereo, --sample-rate are not used).
+magnitudes), weighted by LOSS_WEIGHTS (`--loss-weight NAME=W` overrides one; run.json records them all). AdamW,
+warm-up + cosine decay.
+`--init-from MODEL` starts from a trained codec (its config: --preset, --stereo, --sample-rate are not used);
+`--disc-from RUN` starts the discriminator from a previous cycle's instead of fresh weights.
 `--stereo parametric`: the network codes the mid alone and a stereo codebook, fitted once by k-means on the
 first batch (rank 0's under DDP, which broadcasts buffers), codes the per-band side gains (see the codec's docstring).
 Outputs in OUT: run.json (command, config, seed), checkpoint.pt (atomic, every --ckpt-every steps; a rerun of
@@ -86,7 +88,25 @@ def parse_args(argv=None):
     ap.add_argument("--stereo-bands", type=int, default=8, help="parametric: stereo bands")
     ap.add_argument("--disc-compress", type=float, default=1.0, help="the discriminator sees |STFT|^this with the "
                     "phase kept (1: the complex STFT as it is; 0.3 lets the quiet bins count)")
-    return ap.parse_args(argv)
+    ap.add_argument("--loss-weight", action="append", default=[], metavar="NAME=W", help="override one loss weight "
+                    f"(repeatable; defaults {', '.join(f'{k} {v:g}' for k, v in LOSS_WEIGHTS.items())})")
+    args = ap.parse_args(argv)
+    args.loss_weight = loss_weights(args.loss_weight, ap.error)
+    return args
+
+
+def loss_weights(overrides: list, error) -> dict:
+    """LOSS_WEIGHTS with ["NAME=W", ...] applied; error(message) on an unknown name or a value that is not a number."""
+    weights = dict(LOSS_WEIGHTS)
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name not in weights:
+            error(f"--loss-weight {item}: unknown loss {name!r} (one of {', '.join(weights)})")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            error(f"--loss-weight {item}: {value!r} is not a number")
+    return weights
 
 
 def main(argv=None):
@@ -94,7 +114,8 @@ def main(argv=None):
     cfg = initial_config(args, AudioCodecConfig, lambda: preset(
         args.preset, stereo=args.stereo, stereo_bands=args.stereo_bands,
         **({"sample_rate": args.sample_rate} if args.sample_rate else {})))
-    t = GanTrainer(args, {"codec": asdict(cfg), "loss_weights": LOSS_WEIGHTS})
+    weights = args.loss_weight
+    t = GanTrainer(args, {"codec": asdict(cfg), "loss_weights": weights}, run_only=("loss_weight",))
     sr, seg = cfg.sample_rate, max(1, round(args.segment_s * cfg.frame_rate)) * cfg.hop
     (train_audio, _), held = t.split_caches(lambda split, show: audio_cache(args.data, split, sr, args.cache, show,
                                                                             args.read_threads))
@@ -124,7 +145,7 @@ def main(argv=None):
         if adversarial:
             with t.autocast():
                 losses["adv"], losses["fm"] = generator_losses(t.dsc(x), t.dsc(y))
-        return losses, sum(LOSS_WEIGHTS[k] * v for k, v in losses.items()), x, y
+        return losses, sum(weights[k] * v for k, v in losses.items()), x, y
 
     def held_out(step: int) -> dict:
         eval_audio, eval_ids = held

@@ -408,7 +408,7 @@ def test_parametric_training_and_conversion(dataset, tmp_path, script):
         conv.as_parametric()
 
 
-def test_decoder_fine_tune_keeps_the_codes(dataset, tmp_path, script):
+def test_decoder_fine_tune_keeps_the_codes(dataset, tmp_path, script, capsys):
     """--init-from --tune decoder: the encoder and the EMA codebooks stay (no update, no code expiry), the codes too."""
     train = script("train_audio_codec")
     train.main(train_args(dataset, tmp_path / "run", 1))  # codebooks k-means-initialised
@@ -428,6 +428,20 @@ def test_decoder_fine_tune_keeps_the_codes(dataset, tmp_path, script):
     assert changed == {"decoder"}
     x = panned_tones(2, 4 * base.config.hop)
     assert torch.equal(tuned.encode(x), base.encode(x))
+    cycle = ("--init-from", str(tmp_path / "tuned" / "model"), "--tune", "decoder", "--adv-start", "0", "--lr", "0",
+             "--disc-compress", "0.3")  # lr 0: the discriminator stays as loaded
+    train.main(train_args(dataset, tmp_path / "next", 1, *cycle, "--disc-from", str(tmp_path / "tuned"),
+                          "--loss-weight", "adv=3", "--loss-weight", "fm=6"))
+    loaded = torch.load(tmp_path / "next" / "checkpoint.pt", weights_only=False)["disc"]
+    assert all(torch.equal(loaded[k], state["disc"][k]) for k in state["disc"])
+    weights = json.loads((tmp_path / "next" / "run.json").read_text())["config"]["loss_weights"]
+    assert (weights["adv"], weights["fm"], weights["mel"]) == (3.0, 6.0, train.LOSS_WEIGHTS["mel"])
+    for bad, reason in (("adv", "'' is not a number"), ("gan=2", "unknown loss 'gan'"), ("fm=x", "'x' is not a number")):
+        with pytest.raises(SystemExit):
+            train.parse_args(["--data", "D", "--out", "O", "--loss-weight", bad])
+        assert reason in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no checkpoint.pt with a discriminator"):
+        train.main(train_args(dataset, tmp_path / "orphan", 1, *cycle, "--disc-from", str(tmp_path / "run" / "model")))
 
 
 def test_train_two_processes(dataset, tmp_path):

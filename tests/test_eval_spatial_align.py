@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from savg.eval.spatial_align import (Counts, count_clip, match_rows, official_reading, read_det_rows, read_seld_rows,
-                                     score_clips, write_det_rows, write_seld_rows)
+from savg.eval.spatial_align import (Counts, clip_interval, count_clip, match_rows, official_reading, read_det_rows,
+                                     read_seld_rows, score_clips, write_det_rows, write_seld_rows)
 
 
 def box(frame, x0, x1, cls=0):
@@ -107,6 +107,17 @@ def test_score_pooled_over_clips_not_averaged():
     total = score_clips([clip_a, clip_b])
     assert total == Counts(9, 1)
     assert total.score == 0.9  # a per-clip mean would give 0.5
+
+
+def test_clip_interval_resamples_clips():
+    assert clip_interval([Counts(3, 1)] * 8) == (0.75, 0.75)  # identical clips: no spread
+    mixed = [Counts(10, 0), Counts(0, 10)] * 4 + [Counts(0, 0)]  # pooled 0.5; a clip without SELD rows
+    low, high = clip_interval(mixed)
+    assert low < 0.5 < high and 0.1 < low and high < 0.9
+    assert clip_interval(mixed) == (low, high)  # seeded
+    wider = clip_interval([Counts(10, 0), Counts(0, 10)])  # 2 clips: resamples of 0 / 10 / 20 TP of 20
+    assert wider == (0.0, 1.0)
+    assert clip_interval([Counts(0, 0)] * 3) is None and clip_interval([]) is None
 
 
 def test_csv_round_trip(tmp_path):

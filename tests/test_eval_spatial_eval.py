@@ -81,6 +81,8 @@ def test_evaluate_spatial_end_to_end(tmp_path):
         m = evaluate_spatial(gen, tmp_path / "out", SeldNet(cfg), FixedDetector(), max_overlays=1)
     assert m["num_clips"] == 4 and m["tp"] + m["fn"] == 4 * 50 * 2 and len(m["skipped"]) == 1
     assert m["spatial_av_align"] == m["tp"] / 400 and m["detector"] == "fixed"
+    low, high = m["spatial_av_align_ci"]
+    assert low <= m["spatial_av_align"] <= high
     assert m["seld"].startswith("cnn_mhsa_fc@")
     assert [(i["path"], i["reason"]) for i in m["ignored"]] == [(str(gen / "sound.m4a"), "no_video")]
     assert [(i["path"], i["reason"]) for i in m["converted"]] == [(str(gen / "slow.mp4"), "frame_rate")]
