@@ -11,7 +11,7 @@ later runs memory-map it (`--cache DIR` moves it).
 Training: random `--segment-s` crops (the mirror image, channels swapped, half the time; a random gain),
 losses time-domain L1, multi-scale mel, stereo image (ILD, IPD and coherence per band), VQ commitment, and from
 `--adv-start` on a multi-scale STFT discriminator (hinge + feature matching; `--disc-compress`: it sees compressed
-magnitudes), weighted by LOSS_WEIGHTS (`--loss-weight NAME=W` overrides one; run.json records them all). AdamW,
+magnitudes; `--disc-periods`: period discriminators on the waveform beside it, `--disc-mu` mu-law companded), weighted by LOSS_WEIGHTS (`--loss-weight NAME=W` overrides one; run.json records them all). AdamW,
 warm-up + cosine decay.
 `--init-from MODEL` starts from a trained codec (its config: --preset, --stereo, --sample-rate are not used);
 `--disc-from RUN` starts the discriminator from a previous cycle's instead of fresh weights.
@@ -37,7 +37,7 @@ from savg.data.clip_io import read_clip
 from savg.data.media import write_wav
 from savg.data.svgsa24 import list_split
 from savg.tokenizers.audio_codec import PRESETS, STEREO_MODES, AudioCodec, AudioCodecConfig, preset
-from savg.tokenizers.audio_discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
+from savg.tokenizers.audio_discriminator import AudioDiscriminator, discriminator_loss, generator_losses
 from savg.tokenizers.audio_losses import MultiScaleMelLoss, StereoImageLoss, codec_quality
 
 LOSS_WEIGHTS = dict(l1=0.1, mel=1.0, ild=2.0, ipd=0.3, icc=1.0, commit=1.0, adv=1.0, fm=2.0)
@@ -88,11 +88,26 @@ def parse_args(argv=None):
     ap.add_argument("--stereo-bands", type=int, default=8, help="parametric: stereo bands")
     ap.add_argument("--disc-compress", type=float, default=1.0, help="the discriminator sees |STFT|^this with the "
                     "phase kept (1: the complex STFT as it is; 0.3 lets the quiet bins count)")
+    ap.add_argument("--disc-periods", type=periods, default=(), metavar="P,P,...", help="period (waveform) "
+                    "discriminators beside the STFT ones, e.g. 2,3,5,7,11 (default: none)")
+    ap.add_argument("--disc-mu", type=float, default=0.0, help="the period discriminators see the mu-law companded "
+                    "waveform with this mu (0: the waveform as it is; 255 lets the quiet passages count)")
     ap.add_argument("--loss-weight", action="append", default=[], metavar="NAME=W", help="override one loss weight "
                     f"(repeatable; defaults {', '.join(f'{k} {v:g}' for k, v in LOSS_WEIGHTS.items())})")
     args = ap.parse_args(argv)
     args.loss_weight = loss_weights(args.loss_weight, ap.error)
     return args
+
+
+def periods(text: str) -> tuple:
+    """"2,3,5" -> (2, 3, 5); argparse's type: each a whole number >= 2."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: periods are whole numbers separated by commas") from None
+    if any(v < 2 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: each period must be at least 2 samples")
+    return values
 
 
 def loss_weights(overrides: list, error) -> dict:
@@ -120,7 +135,8 @@ def main(argv=None):
     (train_audio, _), held = t.split_caches(lambda split, show: audio_cache(args.data, split, sr, args.cache, show,
                                                                             args.read_threads))
     model = AudioCodec(cfg).to(t.device)
-    disc = MultiScaleSTFTDiscriminator(sr, filters=args.disc_filters, compress=args.disc_compress).to(t.device)
+    disc = AudioDiscriminator(sr, filters=args.disc_filters, compress=args.disc_compress, periods=args.disc_periods,
+                              mu=args.disc_mu).to(t.device)
     opt_g = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
     mel_loss, stereo_loss = MultiScaleMelLoss(sr).to(t.device), StereoImageLoss(sr).to(t.device)

@@ -13,7 +13,7 @@ from conftest import load_bench
 from savg.data.clip_format import DEFAULT_SAMPLE_RATE, num_samples
 from savg.data.stereo import mid_side_gains
 from savg.tokenizers.audio_codec import AudioCodec, AudioCodecConfig, ConvUp, num_parameters, preset
-from savg.tokenizers.audio_discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
+from savg.tokenizers.audio_discriminator import AudioDiscriminator, PeriodDiscriminator, discriminator_loss, generator_losses
 from savg.tokenizers.audio_losses import (MultiScaleMelLoss, StereoImageLoss, direction_errors_deg, ild_errors_db,
                                           mel_distance, si_sdr_db)
 
@@ -322,18 +322,35 @@ def test_measures():
 @pytest.mark.parametrize("compress", [1.0, 0.3])
 def test_discriminator(compress):
     torch.manual_seed(0)
-    disc = MultiScaleSTFTDiscriminator(SR, filters=4, compress=compress)
-    x, y = panned_tones(2, 4000), panned_tones(2, 4000, seed=1)
+    disc = AudioDiscriminator(SR, filters=4, compress=compress, periods=(2, 3), mu=255 if compress < 1 else 0)
+    x, y = panned_tones(2, 4001), panned_tones(2, 4001, seed=1)  # 4001: not a multiple of either period
     real, fake = disc(x), disc(y)
     torch.manual_seed(0)
-    linear = MultiScaleSTFTDiscriminator(SR, filters=4)(x)  # the same weights, the complex STFT as it is
+    linear = AudioDiscriminator(SR, filters=4, periods=(2, 3))(x)  # the same weights, the inputs as they are
     assert all(torch.equal(a, b) == (compress == 1.0) for (a, _), (b, _) in zip(real, linear))
-    assert len(real) == 3 and all(r[0].dim() == 4 for r in real)
+    assert len(real) == 5 and all(r[0].dim() == 4 for r in real)
+    assert [r[0].shape[-1] for r in real[3:]] == [2, 3]  # a column per phase of the period
     d = discriminator_loss(real, fake)
     adv, fm = generator_losses(real, fake)
     assert all(torch.isfinite(v) for v in (d, adv, fm))
     d.backward()
     assert all(p.grad is not None for p in disc.parameters())
+
+
+def test_period_discriminator_folds_by_period():
+    """Each column of a period discriminator sees every p-th sample: a signal of period p is one constant per
+    column, so its logits are the same all the way down each column (but for the ends)."""
+    torch.manual_seed(0)
+    disc = PeriodDiscriminator(4, filters=(4, 4))
+    x = torch.randn(1, 2, 4).repeat(1, 1, 300)  # period 4
+    logits, feats = disc(x)
+    assert logits.shape[:2] == (1, 1) and logits.shape[-1] == 4 and len(feats) == 3
+    inner = logits[..., 4:-4, :]  # away from the zero padding at the ends (which reaches 3 rows in)
+    assert torch.allclose(inner, inner[..., :1, :].expand_as(inner), atol=1e-5)
+    mu = PeriodDiscriminator(4, filters=(4, 4), mu=255)
+    mu.load_state_dict(disc.state_dict())
+    quiet = 0.01 * x
+    assert not torch.allclose(mu(quiet)[0], disc(quiet)[0])  # companded: a quiet input is not scaled down linearly
 
 
 def test_loss_decreases():
@@ -415,7 +432,7 @@ def test_decoder_fine_tune_keeps_the_codes(dataset, tmp_path, script, capsys):
     base = AudioCodec.from_pretrained(tmp_path / "run" / "model")
     train.main(train_args(dataset, tmp_path / "tuned", 2, "--init-from", str(tmp_path / "run" / "model"), "--tune", "decoder",
                           "--adv-start", "0", "--lr", "1e-2", "--preset", "small",  # the folder's config is used
-                          "--disc-compress", "0.3", "--disc-lr-ratio", "3"))
+                          "--disc-compress", "0.3", "--disc-lr-ratio", "3", "--disc-periods", "2,3", "--disc-mu", "255"))
     state = torch.load(tmp_path / "tuned" / "checkpoint.pt", weights_only=False)
     lr_g, lr_d = (state[k]["param_groups"][0]["lr"] for k in ("opt_g", "opt_d"))
     assert lr_g > 0 and lr_d == pytest.approx(3 * lr_g)
@@ -429,16 +446,21 @@ def test_decoder_fine_tune_keeps_the_codes(dataset, tmp_path, script, capsys):
     x = panned_tones(2, 4 * base.config.hop)
     assert torch.equal(tuned.encode(x), base.encode(x))
     cycle = ("--init-from", str(tmp_path / "tuned" / "model"), "--tune", "decoder", "--adv-start", "0", "--lr", "0",
-             "--disc-compress", "0.3")  # lr 0: the discriminator stays as loaded
+             "--disc-compress", "0.3", "--disc-periods", "2,3")  # lr 0: the discriminator stays as loaded
     train.main(train_args(dataset, tmp_path / "next", 1, *cycle, "--disc-from", str(tmp_path / "tuned"),
                           "--loss-weight", "adv=3", "--loss-weight", "fm=6"))
     loaded = torch.load(tmp_path / "next" / "checkpoint.pt", weights_only=False)["disc"]
     assert all(torch.equal(loaded[k], state["disc"][k]) for k in state["disc"])
     weights = json.loads((tmp_path / "next" / "run.json").read_text())["config"]["loss_weights"]
     assert (weights["adv"], weights["fm"], weights["mel"]) == (3.0, 6.0, train.LOSS_WEIGHTS["mel"])
+    assert any(k.startswith("discs.4.") for k in loaded)  # the second period discriminator came along
     for bad, reason in (("adv", "'' is not a number"), ("gan=2", "unknown loss 'gan'"), ("fm=x", "'x' is not a number")):
         with pytest.raises(SystemExit):
             train.parse_args(["--data", "D", "--out", "O", "--loss-weight", bad])
+        assert reason in capsys.readouterr().err
+    for bad, reason in (("1,2", "at least 2 samples"), ("2,x", "whole numbers")):
+        with pytest.raises(SystemExit):
+            train.parse_args(["--data", "D", "--out", "O", "--disc-periods", bad])
         assert reason in capsys.readouterr().err
     with pytest.raises(SystemExit, match="no checkpoint.pt with a discriminator"):
         train.main(train_args(dataset, tmp_path / "orphan", 1, *cycle, "--disc-from", str(tmp_path / "run" / "model")))
