@@ -11,7 +11,8 @@ later runs memory-map it (`--cache DIR` moves it).
 Training: random `--segment-s` crops (the mirror image, channels swapped, half the time; a random gain),
 losses time-domain L1, multi-scale mel, stereo image (ILD, IPD and coherence per band), VQ commitment, and from
 `--adv-start` on a multi-scale STFT discriminator (hinge + feature matching; `--disc-compress`: it sees compressed
-magnitudes; `--disc-periods`: period discriminators on the waveform beside it, `--disc-mu` mu-law companded), weighted by LOSS_WEIGHTS (`--loss-weight NAME=W` overrides one; run.json records them all). AdamW,
+magnitudes; `--disc-periods`: period discriminators on the waveform beside it, `--disc-mu`: on the mu-law companded
+waveform), weighted by LOSS_WEIGHTS (`--loss-weight NAME=W` overrides one; run.json records them all). AdamW,
 warm-up + cosine decay.
 `--init-from MODEL` starts from a trained codec (its config: --preset, --stereo, --sample-rate are not used);
 `--disc-from RUN` starts the discriminator from a previous cycle's instead of fresh weights.

@@ -59,7 +59,7 @@ class STFTDiscriminator(nn.Module):
 
 
 class PeriodDiscriminator(nn.Module):
-    """One period p: audio [B, C, N] -> (logits [B, 1, N' / p', p], [feature maps]); the waveform folded into
+    """One period p: audio [B, C, N] -> (logits [B, 1, T', p], [feature maps]); the waveform folded into
     columns of every p-th sample (reflect-padded to a multiple of p), 2-D convs (5, 1) striding 3 along time."""
 
     def __init__(self, period: int, channels: int = 2, filters=(16, 32, 64, 64), mu: float = 0.0):
