@@ -31,7 +31,7 @@ from savg.lm.layout import SPECIAL, Layout
 from savg.lm.model import build_lm, flops_per_generated_token, load_lm
 from savg.core.cli import HelpFormatter
 from savg.core.machine import add_machine_args, memory_bandwidth, peak_flops, resolve
-from savg.lm.sample import DEFAULTS, sample, sample_seed
+from savg.lm.sample import DEFAULTS, cache_dtype, sample, sample_seed
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_96_S = 30 * 60  # the published baseline: about 30 minutes for 96 samples on one GPU
@@ -39,10 +39,11 @@ BASELINE_96_S = 30 * 60  # the published baseline: about 30 minutes for 96 sampl
 
 def bytes_per_generated_token(model, context: float) -> tuple:
     """(bytes of keys and values read per generated token at `context` cached positions, bytes of weights read
-    per decoding step, shared by the batch; the input embedding is a lookup and is left out)."""
+    per decoding step, shared by the batch; the input embedding is a lookup and is left out). Keys and values are
+    in savg.lm.sample.cache_dtype."""
     cfg = model.config
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    elem = next(model.parameters()).element_size()
+    elem = torch.empty(0, dtype=cache_dtype(model)).element_size()
     kv = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim * context * elem
     embed = model.get_input_embeddings().weight
     weights = sum(p.numel() * p.element_size() for p in model.parameters() if p is not embed)

@@ -90,13 +90,30 @@ def pick(logits: torch.Tensor, seeds: torch.Tensor, position: int, lo: int, temp
     return (logits + gumbel_noise(seeds, position, lo, lo + logits.shape[-1])).argmax(-1) + lo
 
 
+CACHE_CHUNK = 256  # positions the key/value buffers grow by
+
+
+def cache_dtype(model) -> torch.dtype:
+    """KVDecoder's dtype of keys and values: float32 on a CPU (attention scores of bf16 matmuls are rounded to 8
+    bits, and the samples then depend on the batch they are drawn in), the model's on other devices."""
+    w = model.lm_head.weight
+    return torch.float32 if w.device.type == "cpu" else w.dtype
+
+
 class KVDecoder:
     """Incremental forward passes of a transformers Llama model over one batch of sequences, with keys and
-    values in buffers allocated once ([B, heads, max_len, head_dim] per layer; no copying as they grow).
+    values in buffers [B, kv_heads, capacity, head_dim] per layer that grow by CACHE_CHUNK positions (one copy
+    every CACHE_CHUNK steps).
 
     The model's own modules do the work (embedding, norms, projections, MLP, RoPE tables); only attention
     over the buffers is done here. forward() feeds the next tokens and returns logits of the last one for
     ids lo..hi-1 only (the legal range: the output projection is computed for those rows alone).
+
+    A single query per sequence on a CPU (every sampling step) attends over the whole buffer, the positions not yet
+    fed masked: two grouped matmuls on compact float32 tensors (cache_dtype), query head h reading key/value head
+    h // (heads / kv_heads) as SDPA's enable_gqa does. A slice of the buffer would be copied by every matmul, and
+    torch's CPU flash kernel takes several times longer for one query in bf16 (checkpoints/lm/CARD.md, "Sampling
+    on CPUs without AMX"). Longer chunks (prompts) and other devices use SDPA.
     """
 
     def __init__(self, model, batch: int, max_len: int):
@@ -104,13 +121,24 @@ class KVDecoder:
         self.model, self.layers, self.norm, self.head = model, inner.layers, inner.norm, model.lm_head
         self.heads, self.kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.max_len = max_len
         w = self.head.weight
-        shape = (batch, self.kv_heads, max_len, self.head_dim)
-        self.k = [torch.zeros(shape, dtype=w.dtype, device=w.device) for _ in self.layers]
-        self.v = [torch.zeros(shape, dtype=w.dtype, device=w.device) for _ in self.layers]
+        self.dtype = cache_dtype(model)
+        self.k = [torch.zeros(batch, self.kv_heads, 0, self.head_dim, dtype=self.dtype, device=w.device)
+                  for _ in self.layers]
+        self.v = [k.clone() for k in self.k]
         positions = torch.arange(max_len, device=w.device)[None]
         cos, sin = inner.rotary_emb(self.k[0], positions)  # [1, max_len, head_dim]
         self.cos, self.sin = cos[0], sin[0]
+
+    def _grow(self, end: int):
+        """Buffers of at least `end` positions (whole chunks, at most max_len), what they held kept."""
+        if end <= self.k[0].shape[2]:
+            return
+        capacity = min(self.max_len, -(-end // CACHE_CHUNK) * CACHE_CHUNK)
+        for buffers in (self.k, self.v):
+            for i, old in enumerate(buffers):
+                buffers[i] = torch.cat([old, old.new_zeros(*old.shape[:2], capacity - old.shape[2], old.shape[3])], 2)
 
     def _rope(self, x, start: int):
         """x [B, h, T, head_dim] at positions start .. start+T-1, rotated (transformers' rotate_half convention)."""
@@ -119,11 +147,22 @@ class KVDecoder:
         rotated = torch.cat((-x[..., half:], x[..., :half]), -1)
         return x * cos + rotated * sin
 
+    def _attend_one(self, q, k_buf, v_buf, end: int):
+        """q [B, heads, 1, head_dim] over the first `end` positions of k_buf, v_buf [B, kv_heads, capacity, head_dim]
+        -> [B, heads, 1, head_dim]."""
+        b, d = q.shape[0], q.shape[-1]
+        grouped = q.view(b, self.kv_heads, self.heads // self.kv_heads, d)
+        scores = torch.matmul(grouped, k_buf.transpose(-1, -2)) * d ** -0.5  # [B, kv_heads, group, capacity]
+        scores[..., end:] = float("-inf")
+        return torch.matmul(scores.softmax(-1), v_buf).view(b, self.heads, 1, d)
+
     def forward(self, ids: torch.Tensor, start: int, lo: int, hi: int) -> torch.Tensor:
         """ids [B, T] at positions start .. start+T-1 (all earlier positions already fed) -> logits [B, hi-lo]
         predicting position start+T."""
         b, t = ids.shape
         end = start + t
+        self._grow(end)
+        one = t == 1 and ids.device.type == "cpu"
         mask = None
         if t > 1:  # a chunk attends causally within itself and to everything before it
             mask = torch.arange(end, device=ids.device)[None] <= torch.arange(start, end, device=ids.device)[:, None]
@@ -136,8 +175,10 @@ class KVDecoder:
             v = attn.v_proj(h).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
             k_buf[:, :, start:end] = self._rope(k, start)
             v_buf[:, :, start:end] = v
-            y = F.scaled_dot_product_attention(self._rope(q, start), k_buf[:, :, :end], v_buf[:, :, :end], attn_mask=mask,
-                                               enable_gqa=self.kv_heads != self.heads)
+            q = self._rope(q, start).to(self.dtype)
+            y = (self._attend_one(q, k_buf, v_buf, end) if one else
+                 F.scaled_dot_product_attention(q, k_buf[:, :, :end], v_buf[:, :, :end], attn_mask=mask,
+                                                enable_gqa=self.kv_heads != self.heads)).to(x.dtype)
             x = x + attn.o_proj(y.transpose(1, 2).reshape(b, t, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         last = self.norm(x[:, -1])

@@ -10,7 +10,7 @@ from savg.data.clip_format import FRAME_SIZE, NUM_FRAMES
 from savg.data.clip_io import read_clip, write_clip
 from savg.lm.layout import AUDIO0, SPECIAL, VIDEO, Layout
 from savg.lm.model import build_lm, save_lm
-from savg.lm.sample import DEFAULTS, filter_logits, gumbel_noise, sample
+from savg.lm.sample import CACHE_CHUNK, DEFAULTS, KVDecoder, filter_logits, gumbel_noise, sample
 from savg.tokenizers.audio_codec import AudioCodec
 from savg.tokenizers.video_tokenizer import VideoTokenizer
 from test_token_cache import _clip, initialised
@@ -46,6 +46,22 @@ def test_kv_cache_greedy_equals_full_forward_argmax(lm):
     for p in np.nonzero(SMALL.modality != SPECIAL)[0]:
         lo, hi = SMALL.lo[p], SMALL.hi[p]
         assert int(logits[p - 1, lo:hi].argmax()) + lo == int(ids[0, p])
+
+
+@pytest.mark.parametrize("kv_heads", [2, 1])
+def test_kv_decoder_logits_equal_the_full_forward_across_buffer_growth(kv_heads):  # 4 query heads: groups of 2, 4
+    lay = Layout(video_codebook=64, grid=(2, 3), audio_frame_rate=8, audio_levels=2, audio_codebook=16, frames=56)
+    assert lay.seq_len > 2 * CACHE_CHUNK  # one-token steps cross two growths of the buffers
+    model = build_lm("tiny", lay, num_attention_heads=4, num_key_value_heads=kv_heads).eval()
+    ids = torch.randint(0, 64, (3, lay.seq_len))
+    with torch.no_grad():
+        full = model(ids).logits
+        decoder = KVDecoder(model, 3, lay.seq_len)
+        prompt = 100  # a chunk (SDPA, causal mask), then one token at a time (the CPU's grouped matmuls)
+        step = [decoder.forward(ids[:, :prompt], 0, 0, 64)]
+        step += [decoder.forward(ids[:, p:p + 1], p, 0, 64) for p in range(prompt, lay.seq_len)]
+    assert decoder.k[0].shape[2] == lay.seq_len
+    torch.testing.assert_close(torch.stack(step, 1), full[:, prompt - 1:, :64], atol=2e-5, rtol=1e-4)
 
 
 def test_a_sample_depends_on_its_seed_only(lm):
