@@ -99,3 +99,14 @@ def test_bootstrap_interval_holds_the_distance_and_narrows_with_more_samples():
     lo_l, hi_l = frechet_interval(*large)
     assert lo_l < frechet_distance(*large) < hi_l and hi_l - lo_l < hi - lo
     assert frechet_interval(*small) == (lo, hi)  # seeded
+
+
+def test_bootstrap_interval_holds_fresh_draws_with_many_dimensions_per_row():
+    from savg.eval.frechet import frechet_distance, frechet_interval
+    rng = np.random.default_rng(1)
+    draw = lambda: (rng.normal(size=(48, 64)), rng.normal(0.3, 1.0, size=(48, 64)))  # noqa: E731
+    x, y = draw()
+    lo, hi = frechet_interval(x, y, rounds=100)
+    fresh = np.quantile([frechet_distance(*draw()) for _ in range(60)], [0.1, 0.5, 0.9])
+    assert lo < frechet_distance(x, y) < hi and lo < fresh[0] and fresh[2] < hi  # resamples alone sit above all three
+    assert hi - lo < 4 * (fresh[2] - fresh[0])
