@@ -150,6 +150,32 @@ def test_with_upsample_keeps_the_codes_and_fits_the_old_decoder(tmp_path):
     assert back.codes_fingerprint() == model.codes_fingerprint()
 
 
+def test_a_post_net_keeps_the_codes_decodes_as_before_until_trained_and_then_learns(tmp_path):
+    model = tiny().eval()
+    x = panned_tones(4, 4000)
+    codes = model.encode(x)
+    post = model.with_post_net(48)
+    assert post.config.post_width == 48 and post.codes_fingerprint() == model.codes_fingerprint()
+    assert torch.equal(post.encode(x), codes) and torch.equal(post.decode(codes), model.decode(codes))
+    with pytest.raises(ValueError, match="PostNet already"):
+        post.with_post_net(48)
+    fp = post.save_pretrained(tmp_path / "post")
+    back = AudioCodec.from_pretrained(tmp_path / "post")
+    assert back.config.post_width == 48 and back.fingerprint() == fp
+    post.train()
+    opt = torch.optim.Adam(post.decoder[-3].parameters(), lr=1e-2)  # the PostNet alone
+    target, mel = x[..., :codes.shape[0] * post.config.hop], MultiScaleMelLoss(SR)
+    losses = []
+    for _ in range(30):
+        y, _, _ = post(target)
+        loss = mel(y, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.95 * losses[0]  # its zero start is not a dead end (which would leave the loss as it was)
+
+
 def test_stereo_noise_filling_randomises_the_phase_of_quiet_bins_only():
     """_diffuse: bins more than diffuse_below_db under the clip's loudest get a right-channel phase independent of
     the left's (magnitudes kept); louder bins, and the codes, are untouched."""
@@ -464,6 +490,14 @@ def test_decoder_fine_tune_keeps_the_codes(dataset, tmp_path, script, capsys):
         assert reason in capsys.readouterr().err
     with pytest.raises(SystemExit, match="no checkpoint.pt with a discriminator"):
         train.main(train_args(dataset, tmp_path / "orphan", 1, *cycle, "--disc-from", str(tmp_path / "run" / "model")))
+    train.main(train_args(dataset, tmp_path / "post", 1, *cycle, "--post-width", "24"))  # lr 0: the PostNet stays zero
+    post = AudioCodec.from_pretrained(tmp_path / "post" / "model")
+    assert post.config.post_width == 24 and post.codes_fingerprint() == tuned.codes_fingerprint()
+    assert post.meta["init_fingerprint"] == tuned.fingerprint()
+    assert torch.equal(post.decode(tuned.encode(x)), tuned.decode(tuned.encode(x)))
+    with pytest.raises(SystemExit, match="without a PostNet"):
+        train.main(train_args(dataset, tmp_path / "post2", 1, "--init-from", str(tmp_path / "post" / "model"),
+                              "--tune", "decoder", "--post-width", "32"))
 
 
 def test_train_two_processes(dataset, tmp_path):
