@@ -79,9 +79,9 @@ def frechet_interval(x, y, rounds: int = 200, level: float = 0.95, seed: int = 0
 
     The replicates' own quantiles would not do: a resample repeats about a third of its rows, which shrinks its
     covariance's rank and inflates its distance, so with many dimensions per row (I3D's 400, aisfx's embedding)
-    they all lie above the distance measured (96 rows of 400 dimensions: 588-609 around a distance of 520, whose
-    fresh draws span 515-529; tests/test_eval_frechet.py). Their spread is a little wider than that of fresh draws,
-    so the interval errs wide."""
+    they all lie above the distance measured (Gaussian rows, 96 of 400 dimensions: 588-609 around a distance of 520
+    whose fresh draws span 515-529; tests/test_eval_frechet.py checks 48 of 64). Their spread is a little wider than
+    that of fresh draws, so the interval errs wide."""
     x, y = _as_features(x), _as_features(y)
     rng = np.random.default_rng(seed)
     d = [frechet_distance(x[rng.integers(0, len(x), len(x))], y[rng.integers(0, len(y), len(y))]) for _ in range(rounds)]
