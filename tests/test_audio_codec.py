@@ -12,7 +12,7 @@ import torch
 from conftest import load_bench
 from savg.data.clip_format import DEFAULT_SAMPLE_RATE, num_samples
 from savg.data.stereo import mid_side_gains
-from savg.tokenizers.audio_codec import AudioCodec, AudioCodecConfig, ConvUp, num_parameters, preset
+from savg.tokenizers.audio_codec import AudioCodec, AudioCodecConfig, ConvUp, PostNet, num_parameters, preset
 from savg.tokenizers.audio_discriminator import AudioDiscriminator, PeriodDiscriminator, discriminator_loss, generator_losses
 from savg.tokenizers.audio_losses import (MultiScaleMelLoss, StereoImageLoss, direction_errors_deg, ild_errors_db,
                                           mel_distance, si_sdr_db)
@@ -163,7 +163,7 @@ def test_a_post_net_keeps_the_codes_decodes_as_before_until_trained_and_then_lea
     back = AudioCodec.from_pretrained(tmp_path / "post")
     assert back.config.post_width == 48 and back.fingerprint() == fp
     post.train()
-    opt = torch.optim.Adam(post.decoder[-3].parameters(), lr=1e-2)  # the PostNet alone
+    opt = torch.optim.Adam(next(m for m in post.decoder if isinstance(m, PostNet)).parameters(), lr=1e-2)
     target, mel = x[..., :codes.shape[0] * post.config.hop], MultiScaleMelLoss(SR)
     losses = []
     for _ in range(30):
