@@ -13,10 +13,10 @@ later runs memory-map it (`--cache DIR` moves it).
 Training: random frames (groups of frames_per_group consecutive frames, aligned with the clip's start) of random
 dev clips, `--batch` of them per step, mirrored left-right half the time (a clip's spatial meaning is kept
 when audio is mirrored with it: channels swapped, see `Clip.mirrored`); losses l1 + l2 reconstruction (weighted
-1 + --person-weight inside people's boxes and up to + --motion-weight where a group's frames differ, when set), the
-quantizer's auxiliary loss (VQ commitment; LFQ: plus entropy; FSQ: none), optional perceptual loss from a local
-TorchScript file (`--perceptual PATH`), and from `--adv-start` on a PatchGAN discriminator (hinge, adaptive weight).
-Adam, warm-up + cosine decay. A VQ codebook is k-means initialised on `--init-frames` frames before the first step.
+1 + --person-weight inside people's boxes when set), the quantizer's auxiliary loss (VQ commitment; LFQ: plus
+entropy; FSQ: none), optional perceptual loss from a local TorchScript file (`--perceptual PATH`), and from
+`--adv-start` on a PatchGAN discriminator (hinge, adaptive weight). Adam, warm-up + cosine decay. A VQ codebook
+is k-means initialised on `--init-frames` frames before the first step.
 Outputs in OUT: run.json (command, config, seed), checkpoint.pt (atomic, every --ckpt-every steps; a rerun of the
 same command resumes from it), train_log.jsonl, eval_log.jsonl (PSNR, SSIM, codebook usage and perplexity on the
 first --eval-clips eval clips every --eval-every steps), samples/step*.png (reference above reconstruction),
@@ -46,7 +46,6 @@ from savg.tokenizers.video_tokenizer import (PRESETS, VideoTokenizer, VideoToken
                                             to_model)
 
 LOSS_WEIGHTS = dict(l1=1.0, l2=1.0, commit=1.0, perceptual=0.1, adv=0.1)
-MOTION_STEP = 0.05  # a pixel this far from its group's mean picture (of the [-1, 1] range) gets --motion-weight in full
 
 
 # ---- data -----------------------------------------------------------------------------------------
@@ -99,7 +98,7 @@ def person_boxes(data_dir, split: str, ids: list) -> list:
 
 def person_weights(boxes: list, drawn: tuple, weight: float, group: int = 1) -> torch.Tensor:
     """Loss weights [batch, group, 144, 256] of the groups `drawn`: 1 + weight inside a person's box (mirrored with
-    its frame), 1 elsewhere (not normalised: see normalised)."""
+    its frame), 1 elsewhere; normalised to mean 1 per frame so the loss scale stays that of the plain loss."""
     clips, first, flip = drawn
     w = torch.ones(len(clips), group, PICTURE_HEIGHT, PICTURE_WIDTH)
     for i, (c, f0, m) in enumerate(zip(clips, first, flip)):
@@ -110,21 +109,6 @@ def person_weights(boxes: list, drawn: tuple, weight: float, group: int = 1) -> 
                 r0, r1 = max(int(y0), 0), min(int(math.ceil(y1)), PICTURE_HEIGHT)
                 c0, c1 = max(int(x0), 0), min(int(math.ceil(x1)), PICTURE_WIDTH)
                 w[i, k, r0:r1, c0:c1] = 1 + weight
-    return w
-
-
-def motion_weights(x: torch.Tensor, group: int, weight: float, step: float = MOTION_STEP) -> torch.Tensor:
-    """Extra loss weights [batch, group, 144, 256] where a group's frames differ: weight x min(d / step, 1), d the
-    pixel's mean absolute difference over RGB from the group's mean picture (x: [batch, group * 3, 144, 256] in
-    [-1, 1]). The group's frames share their codes, so what moves inside a group (a walking person's limbs, a
-    talker's forearm and mouth) is what they code worst; this asks the codes to spend bits on it."""
-    frames = x.unflatten(1, (group, 3))
-    d = (frames - frames.mean(1, keepdim=True)).abs().mean(2)
-    return weight * (d / step).clamp(max=1.0)
-
-
-def normalised(w: torch.Tensor) -> torch.Tensor:
-    """Loss weights [batch, group, H, W] scaled to mean 1 per frame, so the loss scale stays that of the plain loss."""
     return w / w.mean(dim=(2, 3), keepdim=True)
 
 
@@ -177,10 +161,6 @@ def parse_args(argv=None):
     ap.add_argument("--person-weight", type=float, default=0.0,
                     help="extra weight of the reconstruction loss inside people's boxes (1 + W there; needs the procedural "
                          "boxes sidecars; 0: off)")
-    ap.add_argument("--motion-weight", type=float, default=0.0,
-                    help="extra weight of the reconstruction loss where the frames of a group differ (up to W where a "
-                         f"pixel moves {MOTION_STEP} or more of the [-1, 1] range from the group's mean; presets that code "
-                         "groups of frames only; 0: off)")
     ap.add_argument("--init-frames", type=int, default=32, help="frames whose latents k-means-initialise the codebook")
     ap.add_argument("--max-gpu-frames-gb", type=float, default=16.0,
                     help="on CUDA, the training frames are copied to the GPU when they take less than this (GiB)")
@@ -192,8 +172,6 @@ def main(argv=None):
     if args.init_from and args.set:
         sys.exit("--set changes the model; with --init-from the folder's config is used")
     cfg = initial_config(args, VideoTokenizerConfig, lambda: preset(args.preset, **config_overrides(args.set)))
-    if args.motion_weight > 0 and cfg.frames_per_group == 1:
-        sys.exit("--motion-weight weights what moves inside a group of frames; this tokenizer codes frames one by one")
     t = GanTrainer(args, {"tokenizer": asdict(cfg)}, run_only=("max_gpu_frames_gb",))
     (train_pics, train_ids), held = t.split_caches(lambda split, show: frame_cache(args.data, split, args.cache, show, args.read_threads))
     if t.device.type == "cuda":  # the uint8 frames on the GPU (3.5 GB for 1536 clips): no host work per batch
@@ -222,11 +200,8 @@ def main(argv=None):
             y, codes, commit = t.gen(x)
         y, seen["codes"] = y.float(), codes
         err = y - x
-        if boxes is not None or args.motion_weight > 0:
-            w = person_weights(boxes, drawn, args.person_weight, group).to(t.device) if boxes is not None else 1.0
-            if args.motion_weight > 0:
-                w = w + motion_weights(x, group, args.motion_weight)
-            w = normalised(w).sqrt()  # [B, G, H, W]
+        if boxes is not None:
+            w = person_weights(boxes, drawn, args.person_weight, group).to(t.device).sqrt()  # [B, G, H, W]
             err = (err.unflatten(1, (group, 3)) * w[:, :, None]).flatten(1, 2)
         losses = {"l1": err.abs().mean(), "l2": err.square().mean(), "commit": commit}
         if perceptual is not None:

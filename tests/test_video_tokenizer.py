@@ -116,17 +116,11 @@ def test_trainer_config_overrides_and_person_weights(script):
         with pytest.raises(SystemExit):
             train.config_overrides(bad)
     boxes = [[np.array([[10.0, 20.0, 30.0, 60.0]], dtype=np.float32)]]  # clip 0, frame 0: one person
-    w = train.normalised(train.person_weights(boxes, (np.array([0, 0]), np.array([0, 0]), np.array([False, True])), 3.0))
+    w = train.person_weights(boxes, (np.array([0, 0]), np.array([0, 0]), np.array([False, True])), 3.0)
     assert w.shape == (2, 1, 144, 256) and torch.allclose(w.mean(dim=(2, 3)), torch.ones(2, 1))
     inside, outside = w[0, 0, 40, 20], w[0, 0, 100, 100]
     assert torch.isclose(inside / outside, torch.tensor(4.0))
     assert torch.equal(w[1, 0], w[0, 0].flip(-1))  # mirrored with its frame
-
-
-def test_trainer_refuses_motion_weight_for_a_per_frame_tokenizer(script, tmp_path):
-    with pytest.raises(SystemExit, match="one by one"):
-        script("train_video_tokenizer").main(["--data", str(tmp_path), "--out", str(tmp_path / "run"), "--preset", "tiny",
-                                             "--motion-weight", "4"])
 
 
 def test_encode_decode_shapes_and_bars(model):
@@ -319,16 +313,8 @@ def test_trainer_runs_groups_of_frames(script, dataset, tmp_path):
               for f in range(8)]]
     w = train.person_weights(boxes, (np.array([0]), np.array([0]), np.array([False])), 3.0, group=4)
     assert w.shape == (1, 4, 144, 256) and w[0, 1, 40, 20] > w[0, 1, 100, 100] and torch.all(w[0, 0] == 1)
-    still = torch.zeros(1, 12, 144, 256)
-    still[:, :, 50:60, 30:40] = 0.5  # the same square in all 4 frames: nothing moves
-    assert torch.all(train.motion_weights(still, 4, 8.0) == 0)
-    moving = still.clone()
-    moving[:, 3:6, 50:60, 30:40] = -0.5  # frame 1's square changes colour; the others keep it
-    m = train.motion_weights(moving, 4, 8.0)
-    assert m.shape == (1, 4, 144, 256) and torch.all(m[:, :, 50:60, 30:40] == 8.0) and m.sum() == 8.0 * 4 * 100
     out = tmp_path / "g4"
-    train.main(_train_args(dataset, out, 2, "--adv-start", "1", "--person-weight", "4", "--motion-weight", "4",
-                           "--preset", "tiny_g4"))
+    train.main(_train_args(dataset, out, 2, "--adv-start", "1", "--person-weight", "4", "--preset", "tiny_g4"))
     m = VideoTokenizer.from_pretrained(out / "model")
     assert m.config.frames_per_group == 4 and m.encode(frames(4)).shape == (4, *GRID)
 
