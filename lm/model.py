@@ -51,7 +51,10 @@ class SavgLM(LlamaForCausalLM):
 
     def position_embedding(self, start: int, length: int) -> torch.Tensor:
         """float [length, hidden]: the summed feature embeddings of positions start .. start + length - 1."""
-        f = torch.from_numpy(self.position_features[start:start + length]).to(self.position_tables[0].weight.device)
+        device = self.position_tables[0].weight.device
+        if getattr(self, "_features_on_device", None) is None or self._features_on_device.device != device:
+            self._features_on_device = torch.from_numpy(self.position_features).to(device)  # once, not every step
+        f = self._features_on_device[start:start + length]
         return sum(table(f[:, i]) for i, table in enumerate(self.position_tables))
 
     def forward(self, input_ids=None, inputs_embeds=None, past_key_values=None, **kwargs):

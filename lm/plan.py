@@ -56,9 +56,9 @@ def choose_slot(logits: torch.Tensor, bins: int, tolerance_px: float = 40.0) -> 
     width = PICTURE_WIDTH / bins
     w = max(int((tolerance_px - width / 2) // width), 0)
     columns = sources.sum(1)[:, None]  # [B, 1, bins]
-    windowed = torch.nn.functional.conv1d(columns, torch.ones(1, 1, 2 * w + 1), padding=w)[:, 0]
+    windowed = torch.nn.functional.conv1d(columns, columns.new_ones(1, 1, 2 * w + 1), padding=w)[:, 0]
     b = (windowed + 1e-3 * columns[:, 0]).argmax(-1)  # equal windows: the column that itself holds more
-    c = sources[torch.arange(len(probs)), :, b].argmax(-1)
+    c = sources[torch.arange(len(probs), device=b.device), :, b].argmax(-1)
     value = 1 + c * bins + b
     return torch.where(none >= sources.sum((1, 2)), torch.zeros_like(value), value)
 
