@@ -111,14 +111,12 @@ class GanTrainer:
         main = self.dist.is_main
         return main_first(self.dist, lambda: (load("dev", self.show), load("eval", self.show) if main else None))
 
-    def attach(self, model, disc, opt_g, opt_d, disc_loss, init=None, disc_max_norm: float = None,
-               adapt=None) -> None:
+    def attach(self, model, disc, opt_g, opt_d, disc_loss, init=None, disc_max_norm: float = None) -> None:
         """Take the generator (a PretrainedMixin model), the discriminator and their optimizers; resume them from
-        OUT/checkpoint.pt, or on a fresh run load --init-from's weights (first through adapt(loaded) -> a model of
-        `model`'s config, e.g. one given a larger decoder) or else call init(rng) (e.g. k-means codebooks; rng its own
-        draws); freeze model.CODE_MODULES under --tune decoder; then wrap them for DDP (`gen`, `dsc`).
-        disc_loss(D(x), D(y)) -> the discriminator's loss; disc_max_norm: clip its gradient norm (None: not
-        clipped)."""
+        OUT/checkpoint.pt, or on a fresh run load --init-from's weights or else call init(rng) (e.g. k-means
+        codebooks; rng its own draws); freeze model.CODE_MODULES under --tune decoder; then wrap them for DDP
+        (`gen`, `dsc`). disc_loss(D(x), D(y)) -> the discriminator's loss; disc_max_norm: clip its
+        gradient norm (None: not clipped)."""
         args, d = self.args, self.dist
         self.model, self.disc, self.opt_g, self.opt_d = model, disc, opt_g, opt_d
         self.disc_loss, self.disc_max_norm = disc_loss, disc_max_norm
@@ -132,8 +130,8 @@ class GanTrainer:
                 print(f"resuming from step {self.step}")
         elif args.init_from:
             source = type(model).from_pretrained(args.init_from, self.device)
+            model.load_state_dict(source.state_dict())
             self.init_fingerprint = source.fingerprint()  # as recorded in its folder (and in what used its codes)
-            model.load_state_dict((adapt(source) if adapt else source).state_dict())
             if args.disc_from:
                 disc.load_state_dict(self._previous_disc(args.disc_from))
         elif init is not None:

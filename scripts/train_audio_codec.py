@@ -15,8 +15,7 @@ magnitudes; `--disc-periods`: period discriminators on the waveform beside it, `
 waveform), weighted by LOSS_WEIGHTS (`--loss-weight NAME=W` overrides one; run.json records them all). AdamW,
 warm-up + cosine decay.
 `--init-from MODEL` starts from a trained codec (its config: --preset, --stereo, --sample-rate are not used);
-`--disc-from RUN` starts the discriminator from a previous cycle's instead of fresh weights; `--post-width W` gives
-the --init-from codec's decoder a PostNet of W channels first (it starts at zero: same output, same codes).
+`--disc-from RUN` starts the discriminator from a previous cycle's instead of fresh weights.
 `--stereo parametric`: the network codes the mid alone and a stereo codebook, fitted once by k-means on the
 first batch (rank 0's under DDP, which broadcasts buffers), codes the per-band side gains (see the codec's docstring).
 Outputs in OUT: run.json (command, config, seed), checkpoint.pt (atomic, every --ckpt-every steps; a rerun of
@@ -25,8 +24,7 @@ steps on the first --eval-clips eval clips), samples/*.wav (reference and decode
 save_pretrained folder, bf16, refreshed at every evaluation and at the end).
 """
 import argparse
-import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +82,6 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_trainer_args(ap, PRESETS, batch=16, unit="segments", lr=1e-3, disc_filters=8, cache="audio_cache")
     ap.add_argument("--sample-rate", type=int, default=None, help="Hz (default: the preset's, 16000)")
-    ap.add_argument("--post-width", type=int, default=None, help="with --init-from: give the codec's decoder a "
-                    "PostNet of this many channels first (starting at zero: it decodes as before; the codes stay)")
     ap.add_argument("--init-batch", type=int, default=64, help="segments of the batch that k-means-initialises the codebooks")
     ap.add_argument("--segment-s", type=float, default=1.0, help="segment length, s (rounded to codec frames)")
     ap.add_argument("--stereo", choices=STEREO_MODES, default="joint", help="joint codes, or parametric: the network "
@@ -134,12 +130,6 @@ def main(argv=None):
     cfg = initial_config(args, AudioCodecConfig, lambda: preset(
         args.preset, stereo=args.stereo, stereo_bands=args.stereo_bands,
         **({"sample_rate": args.sample_rate} if args.sample_rate else {})))
-    init_post = cfg.post_width  # the --init-from folder's PostNet width (0: none)
-    if args.post_width is not None and args.post_width != init_post:
-        if not args.init_from or init_post:
-            sys.exit(f"--post-width {args.post_width} needs --init-from a codec without a PostNet "
-                     f"({args.init_from or 'none given'}; its post_width: {init_post})")
-        cfg = replace(cfg, post_width=args.post_width)
     weights = args.loss_weight
     t = GanTrainer(args, {"codec": asdict(cfg), "loss_weights": weights}, run_only=("loss_weight",))
     sr, seg = cfg.sample_rate, max(1, round(args.segment_s * cfg.frame_rate)) * cfg.hop
@@ -160,8 +150,7 @@ def main(argv=None):
         with t.autocast():
             model(x)
 
-    t.attach(model, disc, opt_g, opt_d, discriminator_loss, init, disc_max_norm=1.0,
-             adapt=(lambda source: source.with_post_net(cfg.post_width)) if cfg.post_width != init_post else None)
+    t.attach(model, disc, opt_g, opt_d, discriminator_loss, init, disc_max_norm=1.0)
 
     def forward(adversarial: bool):
         x = sample_batch(train_audio, args.batch, seg, t.rng).to(t.device)

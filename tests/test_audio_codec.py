@@ -12,7 +12,7 @@ import torch
 from conftest import load_bench
 from savg.data.clip_format import DEFAULT_SAMPLE_RATE, num_samples
 from savg.data.stereo import mid_side_gains
-from savg.tokenizers.audio_codec import AudioCodec, AudioCodecConfig, ConvUp, PostNet, num_parameters, preset
+from savg.tokenizers.audio_codec import AudioCodec, AudioCodecConfig, ConvUp, num_parameters, preset
 from savg.tokenizers.audio_discriminator import AudioDiscriminator, PeriodDiscriminator, discriminator_loss, generator_losses
 from savg.tokenizers.audio_losses import (MultiScaleMelLoss, StereoImageLoss, direction_errors_deg, ild_errors_db,
                                           mel_distance, si_sdr_db)
@@ -148,32 +148,6 @@ def test_with_upsample_keeps_the_codes_and_fits_the_old_decoder(tmp_path):
     back = AudioCodec.from_pretrained(tmp_path / "linear")
     assert back.config.upsample == "linear" and back.fingerprint() == fp
     assert back.codes_fingerprint() == model.codes_fingerprint()
-
-
-def test_a_post_net_keeps_the_codes_decodes_as_before_until_trained_and_then_learns(tmp_path):
-    model = tiny().eval()
-    x = panned_tones(4, 4000)
-    codes = model.encode(x)
-    post = model.with_post_net(48)
-    assert post.config.post_width == 48 and post.codes_fingerprint() == model.codes_fingerprint()
-    assert torch.equal(post.encode(x), codes) and torch.equal(post.decode(codes), model.decode(codes))
-    with pytest.raises(ValueError, match="PostNet already"):
-        post.with_post_net(48)
-    fp = post.save_pretrained(tmp_path / "post")
-    back = AudioCodec.from_pretrained(tmp_path / "post")
-    assert back.config.post_width == 48 and back.fingerprint() == fp
-    post.train()
-    opt = torch.optim.Adam(next(m for m in post.decoder if isinstance(m, PostNet)).parameters(), lr=1e-2)
-    target, mel = x[..., :codes.shape[0] * post.config.hop], MultiScaleMelLoss(SR)
-    losses = []
-    for _ in range(30):
-        y, _, _ = post(target)
-        loss = mel(y, target)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss))
-    assert losses[-1] < 0.95 * losses[0]  # its zero start is not a dead end (which would leave the loss as it was)
 
 
 def test_stereo_noise_filling_randomises_the_phase_of_quiet_bins_only():
@@ -490,14 +464,6 @@ def test_decoder_fine_tune_keeps_the_codes(dataset, tmp_path, script, capsys):
         assert reason in capsys.readouterr().err
     with pytest.raises(SystemExit, match="no checkpoint.pt with a discriminator"):
         train.main(train_args(dataset, tmp_path / "orphan", 1, *cycle, "--disc-from", str(tmp_path / "run" / "model")))
-    train.main(train_args(dataset, tmp_path / "post", 1, *cycle, "--post-width", "24"))  # lr 0: the PostNet stays zero
-    post = AudioCodec.from_pretrained(tmp_path / "post" / "model")
-    assert post.config.post_width == 24 and post.codes_fingerprint() == tuned.codes_fingerprint()
-    assert post.meta["init_fingerprint"] == tuned.fingerprint()
-    assert torch.equal(post.decode(tuned.encode(x)), tuned.decode(tuned.encode(x)))
-    with pytest.raises(SystemExit, match="without a PostNet"):
-        train.main(train_args(dataset, tmp_path / "post2", 1, "--init-from", str(tmp_path / "post" / "model"),
-                              "--tune", "decoder", "--post-width", "32"))
 
 
 def test_train_two_processes(dataset, tmp_path):

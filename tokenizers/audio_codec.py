@@ -29,15 +29,13 @@ Two stereo modes (`stereo`):
   differences and the decorrelated part of the reverberation are not coded (the benchmark's pair has none
   of the former).
 
-Three decoder-only settings (DECODER_FIELDS: changing them keeps the codes):
+Two decoder-only settings (DECODER_FIELDS: changing them keeps the codes):
 - `upsample`: "transposed" convs (the first codecs) leave a ripple at the codec frame rate, "linear"
   interpolation then a conv does not (ConvUp; `with_upsample` rebuilds a trained codec's decoder).
 - `diffuse_below_db`: stereo noise filling (`AudioCodec._diffuse`): bins that far under the clip's loudest get an
   inter-channel phase difference that is random, as the room's diffuse noise has at a coincident pair; decoded
   from codes, such bins otherwise come out in phase, which a localiser hears as sound sources (`with_noise_filling`
   sets it on a trained codec).
-- `post_width`: a PostNet (residual units at that many channels) before the output head, at the STFT frame rate:
-  more decoder capacity on the same codes; `with_post_net` adds one to a trained codec, starting at zero.
 
 Presets (16 kHz; STFT hop 100 = 160 frames/s, strides 2-2, so hop 400 and R = 40 Hz; parameters counted by
 `num_parameters`, codebooks included):
@@ -85,7 +83,6 @@ class AudioCodecConfig:
     stereo_bands: int = 8  # parametric: bands of the side-from-mid gain
     upsample: str = "transposed"  # the decoder's upsampling: "transposed" or "linear" (see ConvUp)
     diffuse_below_db: float = 0.0  # > 0: stereo noise filling below this many dB under the clip's loudest bin
-    post_width: int = 0  # > 0: a PostNet of this width before the decoder's output head
 
     def __post_init__(self):
         self.strides = tuple(int(s) for s in self.strides)
@@ -242,26 +239,7 @@ def decoder(cfg: AudioCodecConfig) -> nn.Sequential:
     layers = [Conv(cfg.latent_dim, w[-1], 3 if cfg.stft_hop else 7)]
     for i in reversed(range(len(cfg.strides))):
         layers += [nn.ELU(), ConvUp(w[i + 1], w[i], cfg.strides[i], cfg.upsample), *_residual_units(w[i], cfg)]
-    if cfg.post_width:
-        layers.append(PostNet(w[0], cfg.post_width, cfg))
     return nn.Sequential(*layers, nn.ELU(), Conv(w[0], cfg.out_channels, 1 if cfg.stft_hop else 7))
-
-
-class PostNet(nn.Module):
-    """x + out(units(inp(x))), [B, c, T] -> [B, c, T]: the residual units of the config at `width` channels,
-    between 1x1 convs from and back to c. `out` starts at zero (its weight-norm gain), so a trained decoder given a
-    PostNet decodes exactly as before until it is trained: more decoder capacity at the output frame rate on the
-    same codes (AudioCodec.with_post_net)."""
-
-    def __init__(self, c: int, width: int, cfg: AudioCodecConfig):
-        super().__init__()
-        self.inp, self.units, self.out = Conv(c, width, 1), nn.Sequential(*_residual_units(width, cfg)), Conv(width, c, 1)
-        with torch.no_grad():
-            self.out.conv.parametrizations.weight.original0.zero_()
-            self.out.conv.bias.zero_()
-
-    def forward(self, x):
-        return x + self.out(nn.functional.elu(self.units(self.inp(x))))
 
 
 # ---- parametric stereo ----------------------------------------------------------------------------
@@ -340,7 +318,7 @@ class AudioCodec(PretrainedMixin, nn.Module):
 
     CONFIG_CLASS = AudioCodecConfig
     CODE_MODULES = ("encoder", "quantizer", "stereo")  # the decoder alone may be fine-tuned (codes_fingerprint)
-    DECODER_FIELDS = ("upsample", "diffuse_below_db", "post_width")  # read by the decoder alone: not in codes_fingerprint
+    DECODER_FIELDS = ("upsample", "diffuse_below_db")  # read by the decoder alone: not in codes_fingerprint
 
     def __init__(self, config: AudioCodecConfig):
         super().__init__()
@@ -515,20 +493,6 @@ class AudioCodec(PretrainedMixin, nn.Module):
         diffuse_below_db; 0: off): the same weights and codes, only the decoder's output changes."""
         out = AudioCodec(replace(self.config, diffuse_below_db=float(below_db)))
         out.load_state_dict(self.state_dict())
-        return out.train(self.training)
-
-    def with_post_net(self, width: int) -> "AudioCodec":
-        """This codec with a PostNet of `width` channels before its decoder's output head (config post_width; the
-        same codes): it decodes exactly as this one until the decoder is fine-tuned (--tune decoder)."""
-        if self.config.post_width:
-            raise ValueError(f"the decoder has a PostNet already (post_width {self.config.post_width})")
-        out = AudioCodec(replace(self.config, post_width=int(width)))
-        head = len(self.decoder) - 2  # the output head (ELU, Conv) moves one place down the decoder
-        shift = lambda k: (f"decoder.{int(k.split('.')[1]) + 1}." + k.split(".", 2)[2]  # noqa: E731
-                           if k.startswith("decoder.") and int(k.split(".")[1]) >= head else k)
-        missing, unexpected = out.load_state_dict({shift(k): v for k, v in self.state_dict().items()}, strict=False)
-        if unexpected or any(not k.startswith(f"decoder.{head}.") for k in missing):
-            raise RuntimeError(f"with_post_net: unexpected {unexpected}, missing {missing}")
         return out.train(self.training)
 
     def with_upsample(self, mode: str, audio=None) -> "AudioCodec":
